@@ -1,0 +1,179 @@
+//! Layered configuration: built-in defaults, then `tollgate.toml` (or `--config FILE`), then
+//! `TOLLGATE_`-prefixed environment variables (nested keys with `__`, e.g.
+//! `TOLLGATE_ARGON2__MEMORY_KIB`).
+
+use crate::domain::SecretString;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    /// `sqlite://FILE` (created on first run) or `postgres://…`.
+    pub database_url: String,
+    /// Server secret for key hashing and token signing. Generated and stored in the database on
+    /// first run with SQLite; required with PostgreSQL.
+    pub secret: Option<SecretString>,
+    /// Listen address of the HTTP API.
+    pub addr: SocketAddr,
+    /// A plan catalog applied at start when it differs from the current version.
+    pub plans: Option<String>,
+    pub argon2: Argon2Settings,
+    pub tokens: TokenSettings,
+    pub http: HttpSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenSettings {
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_days: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HttpSettings {
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Time a request may take before it is answered with 408.
+    pub timeout_secs: u64,
+    /// Origins allowed by CORS (`*` allows any).
+    pub cors_origins: Vec<String>,
+    /// Send `Strict-Transport-Security` (only behind TLS).
+    pub hsts: bool,
+    /// CIDRs of proxies whose `X-Forwarded-For` is believed (comma-separated in the env var).
+    pub trusted_proxies: String,
+}
+
+/// The defaults, as a value figment can merge the other layers over.
+#[derive(Serialize)]
+struct Defaults {
+    database_url: &'static str,
+    addr: &'static str,
+    argon2: Argon2Settings,
+    tokens: TokenSettings,
+    http: HttpSettings,
+}
+
+impl Default for Argon2Settings {
+    fn default() -> Self {
+        // OWASP's recommended argon2id minimum: 19 MiB, 2 passes, 1 lane.
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_days: 30,
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 64 * 1024,
+            timeout_secs: 30,
+            cors_origins: Vec::new(),
+            hsts: false,
+            trusted_proxies: String::new(),
+        }
+    }
+}
+
+pub const DEFAULT_CONFIG_FILE: &str = "tollgate.toml";
+
+impl Settings {
+    /// Loads the layers. `file` is `--config`; without it `tollgate.toml` is read if present.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut fig = Figment::from(Serialized::defaults(Defaults {
+            database_url: "sqlite://tollgate.db",
+            addr: "127.0.0.1:8080",
+            argon2: Argon2Settings::default(),
+            tokens: TokenSettings::default(),
+            http: HttpSettings::default(),
+        }));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist",
+                    path.display()
+                );
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+        }
+        fig = fig.merge(
+            Env::prefixed("TOLLGATE_")
+                .split("__")
+                .ignore(&["test_postgres_url"]),
+        );
+        let settings: Settings = fig.extract()?;
+        Ok(settings)
+    }
+
+    /// Settings for tests and embedded use: defaults with the given database.
+    pub fn for_database(database_url: &str) -> Settings {
+        Settings {
+            database_url: database_url.to_owned(),
+            secret: None,
+            addr: "127.0.0.1:0".parse().expect("valid address"),
+            plans: None,
+            argon2: Argon2Settings::default(),
+            tokens: TokenSettings::default(),
+            http: HttpSettings::default(),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_then_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "tollgate.toml",
+                "addr = \"0.0.0.0:9000\"\nsecret = \"from-file\"\n[argon2]\nmemory_kib = 4096\n",
+            )?;
+            jail.set_env("TOLLGATE_DATABASE_URL", "postgres://db/x");
+            jail.set_env("TOLLGATE_ARGON2__ITERATIONS", "3");
+            let s = Settings::load(None).expect("loads");
+            assert_eq!(s.addr.to_string(), "0.0.0.0:9000");
+            assert_eq!(s.database_url, "postgres://db/x");
+            assert_eq!(s.argon2.memory_kib, 4096);
+            assert_eq!(s.argon2.iterations, 3);
+            assert_eq!(s.secret.as_ref().map(|x| x.expose()), Some("from-file"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_do_not_reach_debug_output() {
+        let mut s = Settings::for_database("sqlite://x.db");
+        s.secret = Some(SecretString::new("hunter2-super-secret"));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***"));
+    }
+}

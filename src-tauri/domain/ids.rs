@@ -1,0 +1,133 @@
+//! Prefixed, typed identifiers (`usr_…`, `ses_…`, `key_…`).
+//!
+//! Each id is a UUIDv7 encoded in base62 behind a short prefix, so that ids sort by creation
+//! time, read well in logs and cannot be confused with one another.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Encodes a 128-bit number as 22 base62 digits (fixed width keeps ids sortable).
+pub fn base62_u128(mut n: u128) -> String {
+    let mut out = [b'0'; 22];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8(out.to_vec()).expect("base62 is ascii")
+}
+
+fn is_base62(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+macro_rules! prefixed_id {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn new() -> Self {
+                Self(format!("{}{}", $prefix, base62_u128(uuid::Uuid::now_v7().as_u128())))
+            }
+
+            pub fn parse(s: &str) -> Result<Self, crate::error::Error> {
+                match s.strip_prefix($prefix) {
+                    Some(rest) if is_base62(rest) && rest.len() <= 64 => Ok(Self(s.to_owned())),
+                    _ => Err(crate::error::Error::invalid_id(stringify!($name), s)),
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// Wraps a value read back from our own store, which only ever holds valid ids.
+            pub(crate) fn from_db(s: String) -> Self {
+                Self(s)
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = crate::error::Error;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = crate::error::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// A user account.
+    UserId,
+    "usr_"
+);
+prefixed_id!(
+    /// A login session (one per device), which owns a chain of refresh tokens.
+    SessionId,
+    "ses_"
+);
+prefixed_id!(
+    /// An API key.
+    KeyId,
+    "key_"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_their_prefix_and_parse_back() {
+        let id = UserId::new();
+        assert!(id.as_str().starts_with("usr_"));
+        assert_eq!(UserId::parse(id.as_str()).unwrap(), id);
+        assert!(UserId::parse("key_abc").is_err());
+        assert!(UserId::parse("usr_").is_err());
+        assert!(UserId::parse("usr_a-b").is_err());
+    }
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let a = KeyId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = KeyId::new();
+        assert!(a < b);
+    }
+}

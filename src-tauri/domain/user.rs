@@ -1,0 +1,15 @@
+use super::{Email, Role, UserId, UserStatus};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// An account as the rest of the engine sees it (no password hash).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub full_name: Option<String>,
+    pub role: Role,
+    pub status: UserStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

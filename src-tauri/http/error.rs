@@ -1,0 +1,166 @@
+//! Every error answer has one shape: `{"error": {"code", "message", "request_id", ...details}}`.
+//! Handlers return [`ApiError`]; the status code of each engine error is decided here, once.
+
+use crate::error::Error;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+/// An error on its way out. It travels as a response extension until [`render`] adds the
+/// request id and writes the body.
+#[derive(Debug, Clone)]
+pub struct ErrorPayload {
+    pub code: String,
+    pub message: String,
+    pub details: Map<String, Value>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub payload: ErrorPayload,
+    pub headers: Vec<(axum::http::HeaderName, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            payload: ErrorPayload {
+                code: code.to_owned(),
+                message: message.into(),
+                details: Map::new(),
+            },
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.payload.details.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::EmailTaken => StatusCode::CONFLICT,
+        Error::InvalidCredentials
+        | Error::MissingCredentials
+        | Error::InvalidToken
+        | Error::TokenExpired
+        | Error::InvalidRefreshToken
+        | Error::RefreshTokenExpired
+        | Error::RefreshTokenReused
+        | Error::SessionRevoked
+        | Error::InvalidApiKey
+        | Error::ApiKeyExpired
+        | Error::ApiKeyRevoked => StatusCode::UNAUTHORIZED,
+        Error::AccountSuspended
+        | Error::AccountDeleted
+        | Error::InsufficientScope(_)
+        | Error::Forbidden => StatusCode::FORBIDDEN,
+        Error::WrongPassword => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = status_of(&e);
+        let message = if status.is_server_error() {
+            tracing::error!(error = ?e, "request failed");
+            "something went wrong on our side; quote the request id when you report it".to_owned()
+        } else {
+            e.to_string()
+        };
+        let mut err = ApiError::new(status, e.code(), message);
+        match &e {
+            Error::Validation(fields) => {
+                err = err.with_detail("fields", serde_json::to_value(fields).unwrap_or_default());
+            }
+            Error::InsufficientScope(scope) => err = err.with_detail("scope", scope.as_str()),
+            Error::NotFound(what) => err = err.with_detail("resource", *what),
+            _ => {}
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            err.headers.push((
+                axum::http::header::WWW_AUTHENTICATE,
+                format!("Bearer error=\"{}\"", e.code()),
+            ));
+        }
+        err
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = self.status.into_response();
+        for (name, value) in self.headers {
+            if let Ok(v) = value.parse() {
+                res.headers_mut().insert(name, v);
+            }
+        }
+        res.extensions_mut().insert(self.payload);
+        res
+    }
+}
+
+/// Writes the body of an error answer, with the request's id, and turns the bare answers
+/// axum and tower give on their own (unknown route, wrong method, timeout, body too large)
+/// into the same shape.
+pub fn render(mut res: Response, request_id: &str) -> Response {
+    let status = res.status();
+    let payload = match res.extensions_mut().remove::<ErrorPayload>() {
+        Some(p) => p,
+        None if status.is_client_error() || status.is_server_error() => {
+            let is_json = res
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            if is_json {
+                return res;
+            }
+            let (code, message) = match status {
+                StatusCode::NOT_FOUND => ("route_not_found", "no such route"),
+                StatusCode::METHOD_NOT_ALLOWED => (
+                    "method_not_allowed",
+                    "this route does not accept that method",
+                ),
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    ("body_too_large", "the request body is larger than allowed")
+                }
+                StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                    "unsupported_media_type",
+                    "send Content-Type: application/json",
+                ),
+                StatusCode::BAD_REQUEST => ("bad_request", "the request could not be read"),
+                s if s.is_server_error() => ("internal", "something went wrong on our side"),
+                _ => ("request_failed", "the request failed"),
+            };
+            ErrorPayload {
+                code: code.into(),
+                message: message.into(),
+                details: Map::new(),
+            }
+        }
+        None => return res,
+    };
+    let mut inner = Map::new();
+    inner.insert("code".into(), Value::String(payload.code));
+    inner.insert("message".into(), Value::String(payload.message));
+    inner.insert("request_id".into(), Value::String(request_id.to_owned()));
+    for (k, v) in payload.details {
+        inner.entry(k).or_insert(v);
+    }
+    let body = json!({ "error": Value::Object(inner) });
+    let (mut parts, _) = res.into_parts();
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}

@@ -1,0 +1,186 @@
+//! The service layer: the one place where Tollgate's behaviour lives. The HTTP API, the CLI
+//! and the desktop console are thin transports over these functions.
+
+pub mod accounts;
+pub mod api_keys;
+pub mod auth;
+pub mod clock;
+pub mod crypto;
+pub mod passwords;
+pub mod tokens;
+
+use crate::config::Settings;
+use crate::domain::SecretString;
+use crate::error::Error;
+use crate::store::{self, Db, Kind};
+use clock::{Clock, SystemClock};
+use crypto::ServerKeys;
+use passwords::PasswordHasher;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Everything a service call needs: database, settings, keys and clock. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    settings: Settings,
+    keys: ServerKeys,
+    clock: Arc<dyn Clock>,
+    passwords: PasswordHasher,
+    /// API-key uses not yet written: key id → last use (ms). Flushed in batches so that
+    /// verifying a key never writes to the database.
+    key_uses: Mutex<HashMap<String, i64>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("db", &self.inner.db)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the server secret came from, so that start-up can say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    Configured,
+    GeneratedNow,
+    StoredInDatabase,
+}
+
+const SECRET_SETTING: &str = "server_secret";
+
+impl Engine {
+    /// Connects, migrates and resolves the server secret.
+    pub async fn start(settings: Settings) -> anyhow::Result<Engine> {
+        Self::start_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn start_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Engine> {
+        let db = Db::connect(&settings.database_url).await?;
+        db.migrate().await?;
+        let (secret, source) = resolve_secret(&db, &settings, clock.as_ref()).await?;
+        match source {
+            SecretSource::GeneratedNow => tracing::info!(
+                "generated a server secret and stored it in the database (settings table, `{SECRET_SETTING}`); \
+                 set TOLLGATE_SECRET to manage it yourself"
+            ),
+            SecretSource::StoredInDatabase => {
+                tracing::debug!("using the server secret stored in the database")
+            }
+            SecretSource::Configured => {}
+        }
+        let passwords = PasswordHasher::new(&settings.argon2)?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                db,
+                keys: ServerKeys::derive(&secret),
+                settings,
+                clock,
+                passwords,
+                key_uses: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+    pub(crate) fn keys(&self) -> &ServerKeys {
+        &self.inner.keys
+    }
+    pub(crate) fn passwords(&self) -> &PasswordHasher {
+        &self.inner.passwords
+    }
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+    pub(crate) fn now_ms(&self) -> i64 {
+        store::ms(self.now())
+    }
+
+    /// Writes pending API-key "last used" times in one transaction.
+    pub async fn flush_key_uses(&self) -> Result<(), Error> {
+        let pending: Vec<(String, i64)> = {
+            let mut map = self.inner.key_uses.lock().expect("key-use lock");
+            map.drain().collect()
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db().begin().await?;
+        store::api_keys::record_last_used(&mut tx, &pending).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) fn note_key_use(&self, key_id: &str, at_ms: i64) {
+        let mut map = self.inner.key_uses.lock().expect("key-use lock");
+        let slot = map.entry(key_id.to_owned()).or_insert(at_ms);
+        *slot = (*slot).max(at_ms);
+    }
+
+    /// Background upkeep while a server runs: flushes key uses every few seconds.
+    pub fn spawn_upkeep(&self) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if let Err(e) = engine.flush_key_uses().await {
+                    tracing::warn!(error = %e, "could not record API key uses");
+                }
+            }
+        })
+    }
+
+    /// Flushes what is buffered and closes the database.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.flush_key_uses().await {
+            tracing::warn!(error = %e, "could not record API key uses at shutdown");
+        }
+        self.db().close().await;
+    }
+}
+
+async fn resolve_secret(
+    db: &Db,
+    settings: &Settings,
+    clock: &dyn Clock,
+) -> anyhow::Result<(SecretString, SecretSource)> {
+    if let Some(secret) = &settings.secret {
+        anyhow::ensure!(
+            secret.expose().len() >= 16,
+            "TOLLGATE_SECRET is too short: use at least 16 characters (32 random bytes recommended)"
+        );
+        return Ok((secret.clone(), SecretSource::Configured));
+    }
+    if db.kind() == Kind::Postgres {
+        anyhow::bail!(
+            "TOLLGATE_SECRET is required with PostgreSQL: every instance must sign and hash with the same secret"
+        );
+    }
+    if let Some(stored) = store::settings::get(db.read(), SECRET_SETTING).await? {
+        return Ok((SecretString::new(stored), SecretSource::StoredInDatabase));
+    }
+    let fresh = crypto::random_token(48);
+    let kept =
+        store::settings::get_or_insert(db.write(), SECRET_SETTING, &fresh, store::ms(clock.now()))
+            .await?;
+    let source = if kept == fresh {
+        SecretSource::GeneratedNow
+    } else {
+        SecretSource::StoredInDatabase
+    };
+    Ok((SecretString::new(kept), source))
+}

@@ -1,0 +1,64 @@
+//! Short-lived access tokens (JWT, HS256, signed with a key derived from the server secret).
+
+use super::Engine;
+use crate::domain::{Role, SessionId, UserId};
+use crate::error::Error;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub sub: String,
+    pub sid: String,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    /// Set on tokens a staff member obtained to act as this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonated_by: Option<String>,
+}
+
+impl Engine {
+    pub(crate) fn sign_access_token(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        role: Role,
+        ttl_secs: i64,
+        impersonated_by: Option<&UserId>,
+    ) -> Result<String, Error> {
+        let now = self.now().timestamp();
+        let claims = Claims {
+            sub: user.to_string(),
+            sid: session.to_string(),
+            role,
+            iat: now,
+            exp: now + ttl_secs,
+            impersonated_by: impersonated_by.map(|u| u.to_string()),
+        };
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.keys().jwt),
+        )
+        .map_err(|e| Error::Internal(e.into()))
+    }
+
+    /// Checks signature and expiry against the engine's clock.
+    pub fn decode_access_token(&self, token: &str) -> Result<Claims, Error> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expiry is checked below against the injected clock, not the wall clock.
+        validation.validate_exp = false;
+        validation.required_spec_claims = ["exp", "sub"].into_iter().map(String::from).collect();
+        let data = decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(&self.keys().jwt),
+            &validation,
+        )
+        .map_err(|_| Error::InvalidToken)?;
+        if data.claims.exp <= self.now().timestamp() {
+            return Err(Error::TokenExpired);
+        }
+        Ok(data.claims)
+    }
+}

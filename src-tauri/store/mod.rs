@@ -1,0 +1,189 @@
+//! Persistence on SQLite or PostgreSQL through one code path (sqlx's `Any` driver).
+//!
+//! SQL is written once in the dialect both engines share: `$N` parameters, `RETURNING`,
+//! `ON CONFLICT`, partial indexes, and times as Unix milliseconds in 64-bit integers.
+//! On SQLite writes go through a single connection so that transactions never fail with
+//! `SQLITE_BUSY`; reads use a pool. On PostgreSQL both are the same pool.
+
+pub mod api_keys;
+pub mod sessions;
+pub mod settings;
+pub mod users;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use sqlx::Any as Backend;
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    read: AnyPool,
+    write: AnyPool,
+    kind: Kind,
+    url: String,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("kind", &self.kind)
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+/// A database URL with any password replaced by `***`, for logs and status screens.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Db {
+    /// Opens the database the URL names; a SQLite file is created when missing.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let kind = if url.starts_with("sqlite:") {
+            Kind::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Kind::Postgres
+        } else {
+            anyhow::bail!(
+                "unsupported database URL `{}`: use sqlite://FILE or postgres://…",
+                redact_url(url)
+            );
+        };
+        let full_url = match kind {
+            Kind::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let opts = AnyConnectOptions::from_str(&full_url)
+            .with_context(|| format!("parsing database URL {}", redact_url(url)))?;
+        let (read, write) = match kind {
+            Kind::Sqlite => {
+                let write = sqlite_pool(1).connect_with(opts.clone()).await?;
+                let read = sqlite_pool(8).connect_with(opts).await?;
+                (read, write)
+            }
+            Kind::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .with_context(|| format!("connecting to {}", redact_url(url)))?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Db {
+            read,
+            write,
+            kind,
+            url: url.to_owned(),
+        })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The URL with its password hidden.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// Pool for queries that only read.
+    pub fn read(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Pool for statements that write (the single writer on SQLite).
+    pub fn write(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.write.begin().await
+    }
+
+    /// Applies pending migrations for this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.kind {
+            Kind::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Kind::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator
+            .run(&self.write)
+            .await
+            .context("applying migrations")?;
+        Ok(())
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                    .await?;
+                Ok(())
+            })
+        })
+}
+
+/// If `e` is a unique-constraint violation, the constraint's name (PostgreSQL) or the
+/// message naming its columns (SQLite), so that callers can map it to a domain error.
+pub fn unique_violation(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Some(
+            db.constraint()
+                .map(str::to_owned)
+                .unwrap_or_else(|| db.message().to_owned()),
+        ),
+        _ => None,
+    }
+}
+
+/// Unix milliseconds of a UTC time.
+pub fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The UTC time of Unix milliseconds read back from the store.
+pub fn at(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

@@ -1,0 +1,38 @@
+use crate::helpers::{Backend, TestApp};
+use crate::on_both;
+
+on_both!(health_checks_the_database);
+async fn health_checks_the_database(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let res = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"));
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+
+    app.engine.db().close().await;
+    let res = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+}
+
+on_both!(unknown_route_is_404_in_the_error_shape);
+async fn unknown_route_is_404_in_the_error_shape(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let res = app
+        .http
+        .get(app.url("/nope"))
+        .header("x-request-id", "req-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["x-request-id"], "req-123");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "route_not_found");
+    assert_eq!(body["error"]["request_id"], "req-123");
+}

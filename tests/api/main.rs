@@ -1,0 +1,7 @@
+//! Integration tests: one binary, so that linking happens once.
+
+mod helpers;
+
+mod accounts;
+mod api_keys;
+mod health;
