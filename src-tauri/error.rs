@@ -21,6 +21,48 @@ impl FieldError {
     }
 }
 
+/// Details of a `quota_exceeded` refusal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QuotaExceeded {
+    pub metric: String,
+    pub plan: String,
+    pub limit: i64,
+    pub used: i64,
+    pub remaining: i64,
+    pub requested: i64,
+    pub resets_at: chrono::DateTime<chrono::Utc>,
+    pub upgrade_to: Option<String>,
+}
+
+/// Details of an `insufficient_credits` refusal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InsufficientCredits {
+    pub metric: String,
+    pub plan: String,
+    pub needed: i64,
+    pub balance: i64,
+    pub renews_at: chrono::DateTime<chrono::Utc>,
+    pub upgrade_to: Option<String>,
+}
+
+/// Details of a `feature_not_in_plan` refusal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FeatureNotInPlan {
+    pub feature: String,
+    pub plan: String,
+    pub upgrade_to: Option<String>,
+}
+
+/// Details of a `rate_limited` refusal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RateLimited {
+    pub scope: String,
+    pub limit: i64,
+    pub window_s: i64,
+    pub retry_after_s: i64,
+    pub resets_at: chrono::DateTime<chrono::Utc>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the request is not valid")]
@@ -61,6 +103,22 @@ pub enum Error {
     NotFound(&'static str),
     #[error("not allowed")]
     Forbidden,
+    #[error("quota exceeded for `{}`", .0.metric)]
+    QuotaExceeded(Box<QuotaExceeded>),
+    #[error("not enough credits for `{}`: {} needed, {} left", .0.metric, .0.needed, .0.balance)]
+    InsufficientCredits(Box<InsufficientCredits>),
+    #[error("the feature `{}` is not in the `{}` plan", .0.feature, .0.plan)]
+    FeatureNotInPlan(Box<FeatureNotInPlan>),
+    #[error("too many requests for `{}`: retry in {} s", .0.scope, .0.retry_after_s)]
+    RateLimited(Box<RateLimited>),
+    #[error("unknown metric `{0}`")]
+    UnknownMetric(String),
+    #[error("unknown plan `{0}`")]
+    UnknownPlan(String),
+    #[error("the plan file has {} problem(s)", .0.len())]
+    InvalidCatalog(Vec<crate::plans::Problem>),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the server is misconfigured: {0}")]
     Config(String),
     #[error("internal error")]
@@ -89,6 +147,14 @@ impl Error {
         "wrong_password",
         "not_found",
         "forbidden",
+        "quota_exceeded",
+        "insufficient_credits",
+        "feature_not_in_plan",
+        "rate_limited",
+        "unknown_metric",
+        "unknown_plan",
+        "invalid_catalog",
+        "conflict",
         "misconfigured",
         "internal",
     ];
@@ -114,6 +180,14 @@ impl Error {
             Error::WrongPassword => "wrong_password",
             Error::NotFound(_) => "not_found",
             Error::Forbidden => "forbidden",
+            Error::QuotaExceeded(_) => "quota_exceeded",
+            Error::InsufficientCredits(_) => "insufficient_credits",
+            Error::FeatureNotInPlan(_) => "feature_not_in_plan",
+            Error::RateLimited(_) => "rate_limited",
+            Error::UnknownMetric(_) => "unknown_metric",
+            Error::UnknownPlan(_) => "unknown_plan",
+            Error::InvalidCatalog(_) => "invalid_catalog",
+            Error::Conflict(_) => "conflict",
             Error::Config(_) => "misconfigured",
             Error::Internal(_) => "internal",
         }

@@ -23,6 +23,9 @@ pub struct Settings {
     pub argon2: Argon2Settings,
     pub tokens: TokenSettings,
     pub http: HttpSettings,
+    /// How consumptions are decided: `auto` (memory on SQLite, database on PostgreSQL),
+    /// `memory` (one process only) or `database`.
+    pub metering: crate::service::metering::Strategy,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -60,6 +63,7 @@ struct Defaults {
     argon2: Argon2Settings,
     tokens: TokenSettings,
     http: HttpSettings,
+    metering: crate::service::metering::Strategy,
 }
 
 impl Default for Argon2Settings {
@@ -105,6 +109,7 @@ impl Settings {
             argon2: Argon2Settings::default(),
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
+            metering: crate::service::metering::Strategy::Auto,
         }));
         match file {
             Some(path) => {
@@ -136,6 +141,7 @@ impl Settings {
             argon2: Argon2Settings::default(),
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
+            metering: crate::service::metering::Strategy::Auto,
         }
     }
 

@@ -35,6 +35,14 @@ impl ApiError {
         }
     }
 
+    /// Adds every field of a serializable struct as a detail.
+    pub fn with_details(mut self, details: &impl serde::Serialize) -> Self {
+        if let Ok(Value::Object(map)) = serde_json::to_value(details) {
+            self.payload.details.extend(map);
+        }
+        self
+    }
+
     pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.payload.details.insert(key.to_owned(), value.into());
         self
@@ -61,6 +69,13 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::InsufficientScope(_)
         | Error::Forbidden => StatusCode::FORBIDDEN,
         Error::WrongPassword => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::QuotaExceeded(_) | Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        Error::InsufficientCredits(_) => StatusCode::PAYMENT_REQUIRED,
+        Error::FeatureNotInPlan(_) => StatusCode::FORBIDDEN,
+        Error::UnknownMetric(_) | Error::UnknownPlan(_) | Error::InvalidCatalog(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Error::Conflict(_) => StatusCode::CONFLICT,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -82,6 +97,22 @@ impl From<Error> for ApiError {
             }
             Error::InsufficientScope(scope) => err = err.with_detail("scope", scope.as_str()),
             Error::NotFound(what) => err = err.with_detail("resource", *what),
+            Error::QuotaExceeded(d) => err = err.with_details(d.as_ref()),
+            Error::InsufficientCredits(d) => err = err.with_details(d.as_ref()),
+            Error::FeatureNotInPlan(d) => err = err.with_details(d.as_ref()),
+            Error::RateLimited(d) => {
+                err.headers
+                    .push((axum::http::header::RETRY_AFTER, d.retry_after_s.to_string()));
+                err = err.with_details(d.as_ref());
+            }
+            Error::UnknownMetric(m) => err = err.with_detail("metric", m.as_str()),
+            Error::UnknownPlan(p) => err = err.with_detail("plan", p.as_str()),
+            Error::InvalidCatalog(problems) => {
+                err = err.with_detail(
+                    "problems",
+                    serde_json::to_value(problems).unwrap_or_default(),
+                );
+            }
             _ => {}
         }
         if status == StatusCode::UNAUTHORIZED {

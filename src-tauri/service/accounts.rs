@@ -98,6 +98,7 @@ impl Engine {
             },
         )
         .await?;
+        self.insert_default_subscription(&mut tx, &id).await?;
         tx.commit().await?;
         self.user(&id).await
     }
@@ -356,6 +357,7 @@ impl Engine {
             },
         )
         .await?;
+        self.insert_default_subscription(&mut tx, &id).await?;
         tx.commit().await?;
         Ok((self.user(&id).await?, generated))
     }

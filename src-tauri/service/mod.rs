@@ -4,9 +4,14 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod auth;
+pub mod catalog;
 pub mod clock;
 pub mod crypto;
+pub mod entitlements;
+pub mod metering;
 pub mod passwords;
+pub mod rate_limits;
+pub mod subscriptions;
 pub mod tokens;
 
 use crate::config::Settings;
@@ -17,15 +22,15 @@ use clock::{Clock, SystemClock};
 use crypto::ServerKeys;
 use passwords::PasswordHasher;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Everything a service call needs: database, settings, keys and clock. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     db: Db,
     settings: Settings,
     keys: ServerKeys,
@@ -34,6 +39,15 @@ struct Inner {
     /// API-key uses not yet written: key id → last use (ms). Flushed in batches so that
     /// verifying a key never writes to the database.
     key_uses: Mutex<HashMap<String, i64>>,
+    /// The current catalog; reloaded after every apply.
+    pub(crate) catalog: RwLock<Option<Arc<catalog::ActiveCatalog>>>,
+    /// Published plan versions by id (immutable, so cached for good).
+    pub(crate) plan_versions: RwLock<HashMap<String, Arc<catalog::PlanVersion>>>,
+    /// Subscriptions by user id, only when this process owns the database (SQLite).
+    pub(crate) subscriptions: RwLock<HashMap<String, store::subscriptions::SubscriptionRow>>,
+    /// The memory metering strategy, when in use.
+    pub(crate) memory: Option<metering::MemoryMeter>,
+    pub(crate) limiter: rate_limits::Limiter,
 }
 
 impl std::fmt::Debug for Engine {
@@ -78,7 +92,13 @@ impl Engine {
             SecretSource::Configured => {}
         }
         let passwords = PasswordHasher::new(&settings.argon2)?;
-        Ok(Engine {
+        let memory = match (settings.metering, db.kind()) {
+            (metering::Strategy::Memory, _) | (metering::Strategy::Auto, Kind::Sqlite) => {
+                Some(metering::MemoryMeter::start(db.clone()))
+            }
+            _ => None,
+        };
+        let engine = Engine {
             inner: Arc::new(Inner {
                 db,
                 keys: ServerKeys::derive(&secret),
@@ -86,8 +106,15 @@ impl Engine {
                 clock,
                 passwords,
                 key_uses: Mutex::new(HashMap::new()),
+                catalog: RwLock::new(None),
+                plan_versions: RwLock::new(HashMap::new()),
+                subscriptions: RwLock::new(HashMap::new()),
+                memory,
+                limiter: rate_limits::Limiter::default(),
             }),
-        })
+        };
+        engine.ensure_catalog().await?;
+        Ok(engine)
     }
 
     pub fn db(&self) -> &Db {

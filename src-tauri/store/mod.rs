@@ -6,8 +6,12 @@
 //! `SQLITE_BUSY`; reads use a pool. On PostgreSQL both are the same pool.
 
 pub mod api_keys;
+pub mod audit;
+pub mod catalogs;
 pub mod sessions;
 pub mod settings;
+pub mod subscriptions;
+pub mod usage;
 pub mod users;
 
 use anyhow::Context;
@@ -19,6 +23,7 @@ use std::time::Duration;
 
 pub use sqlx::Any as Backend;
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub type AnyConn = sqlx::AnyConnection;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

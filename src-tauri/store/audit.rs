@@ -1,0 +1,75 @@
+//! The audit log: append-only, written in the same transaction as the change it records.
+
+use sqlx::{AnyConnection, AnyPool};
+
+pub struct NewAudit<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub before: &'a str,
+    pub after: &'a str,
+    pub reason: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub at: i64,
+}
+
+#[tracing::instrument(skip_all, fields(action = a.action))]
+pub async fn insert(conn: &mut AnyConnection, a: &NewAudit<'_>) -> Result<(), sqlx::Error> {
+    let id = format!(
+        "aud_{}",
+        crate::domain::ids::base62_u128(uuid::Uuid::now_v7().as_u128())
+    );
+    sqlx::query(
+        "INSERT INTO audit_events (id, actor, action, target, before_state, after_state, reason, ip, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(a.actor)
+    .bind(a.action)
+    .bind(a.target)
+    .bind(a.before)
+    .bind(a.after)
+    .bind(a.reason)
+    .bind(a.ip)
+    .bind(a.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct AuditRow {
+    pub id: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub before_state: String,
+    pub after_state: String,
+    pub reason: Option<String>,
+    pub ip: Option<String>,
+    pub at: i64,
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn list(
+    pool: &AnyPool,
+    actor: Option<&str>,
+    target: Option<&str>,
+    action: Option<&str>,
+    since_ms: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, actor, action, target, before_state, after_state, reason, ip, at FROM audit_events
+         WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR target = $2) AND ($3 IS NULL OR action = $3)
+           AND ($4 IS NULL OR at >= $4)
+         ORDER BY at DESC, id DESC LIMIT $5",
+    )
+    .bind(actor)
+    .bind(target)
+    .bind(action)
+    .bind(since_ms)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

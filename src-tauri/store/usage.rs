@@ -1,0 +1,455 @@
+//! Usage counters, credit balances and the usage events they are derived from.
+
+use sqlx::{AnyConnection, AnyPool};
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct CounterRow {
+    pub user_id: String,
+    pub metric: String,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub used: i64,
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn counter(
+    pool: &AnyPool,
+    user: &str,
+    metric: &str,
+    period_start: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT used FROM usage_counters WHERE user_id = $1 AND metric = $2 AND period_start = $3",
+    )
+    .bind(user)
+    .bind(metric)
+    .bind(period_start)
+    .fetch_optional(pool)
+    .await
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn counter_in(
+    conn: &mut AnyConnection,
+    user: &str,
+    metric: &str,
+    period_start: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT used FROM usage_counters WHERE user_id = $1 AND metric = $2 AND period_start = $3",
+    )
+    .bind(user)
+    .bind(metric)
+    .bind(period_start)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Adds `delta` to a counter, creating it, but only while the result stays within `limit`
+/// (`None`: no limit). Returns the new value, or `None` when the limit would be passed. This
+/// single statement is the atomic step when several processes share one database.
+#[tracing::instrument(skip(conn))]
+pub async fn add_within(
+    conn: &mut AnyConnection,
+    user: &str,
+    metric: &str,
+    period_start: i64,
+    period_end: i64,
+    delta: i64,
+    limit: Option<i64>,
+) -> Result<Option<i64>, sqlx::Error> {
+    if limit.is_some_and(|l| delta > l) {
+        return Ok(None);
+    }
+    sqlx::query_scalar(
+        "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (user_id, metric, period_start) DO UPDATE SET used = usage_counters.used + excluded.used
+         WHERE $6 IS NULL OR usage_counters.used + excluded.used <= $6
+         RETURNING used",
+    )
+    .bind(user)
+    .bind(metric)
+    .bind(period_start)
+    .bind(period_end)
+    .bind(delta)
+    .bind(limit)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets a counter to a value (repairs, resets).
+#[tracing::instrument(skip(conn))]
+pub async fn set_counter(
+    conn: &mut AnyConnection,
+    user: &str,
+    metric: &str,
+    period_start: i64,
+    period_end: i64,
+    used: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (user_id, metric, period_start) DO UPDATE SET used = excluded.used",
+    )
+    .bind(user)
+    .bind(metric)
+    .bind(period_start)
+    .bind(period_end)
+    .bind(used)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn all_counters(pool: &AnyPool) -> Result<Vec<CounterRow>, sqlx::Error> {
+    sqlx::query_as("SELECT user_id, metric, period_start, period_end, used FROM usage_counters")
+        .fetch_all(pool)
+        .await
+}
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct CreditRow {
+    pub balance: i64,
+    pub granted_for: i64,
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn credits_in(
+    conn: &mut AnyConnection,
+    user: &str,
+    metric: &str,
+    lock: bool,
+) -> Result<Option<CreditRow>, sqlx::Error> {
+    let sql = if lock {
+        "SELECT balance, granted_for FROM credit_balances WHERE user_id = $1 AND metric = $2 FOR UPDATE"
+    } else {
+        "SELECT balance, granted_for FROM credit_balances WHERE user_id = $1 AND metric = $2"
+    };
+    sqlx::query_as(sql)
+        .bind(user)
+        .bind(metric)
+        .fetch_optional(conn)
+        .await
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn credits(
+    pool: &AnyPool,
+    user: &str,
+    metric: &str,
+) -> Result<Option<CreditRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT balance, granted_for FROM credit_balances WHERE user_id = $1 AND metric = $2",
+    )
+    .bind(user)
+    .bind(metric)
+    .fetch_optional(pool)
+    .await
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn set_credits(
+    conn: &mut AnyConnection,
+    user: &str,
+    metric: &str,
+    balance: i64,
+    granted_for: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO credit_balances (user_id, metric, balance, granted_for) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id, metric) DO UPDATE SET balance = excluded.balance, granted_for = excluded.granted_for",
+    )
+    .bind(user)
+    .bind(metric)
+    .bind(balance)
+    .bind(granted_for)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds `delta` to a balance unless it would go below zero; returns the new balance.
+#[tracing::instrument(skip(conn))]
+pub async fn add_credits(
+    conn: &mut AnyConnection,
+    user: &str,
+    metric: &str,
+    delta: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE credit_balances SET balance = balance + $3 WHERE user_id = $1 AND metric = $2 AND balance + $3 >= 0
+         RETURNING balance",
+    )
+    .bind(user)
+    .bind(metric)
+    .bind(delta)
+    .fetch_optional(conn)
+    .await
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn all_credits(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT user_id, metric, balance FROM credit_balances")
+        .fetch_all(pool)
+        .await
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub metric: &'a str,
+    pub kind: &'a str,
+    pub amount: i64,
+    pub at: i64,
+    pub period_start: i64,
+    pub request_id: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+    pub answer: Option<&'a str>,
+}
+
+/// Inserts an event; false when its idempotency key was already used.
+#[tracing::instrument(skip_all, fields(kind = e.kind))]
+pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+    )
+    .bind(e.id)
+    .bind(e.user_id)
+    .bind(e.metric)
+    .bind(e.kind)
+    .bind(e.amount)
+    .bind(e.at)
+    .bind(e.period_start)
+    .bind(e.request_id)
+    .bind(e.idempotency_key)
+    .bind(e.answer)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct EventRow {
+    pub id: String,
+    pub user_id: String,
+    pub metric: String,
+    pub kind: String,
+    pub amount: i64,
+    pub at: i64,
+    pub period_start: i64,
+    pub request_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub answer: Option<String>,
+    pub released: bool,
+}
+
+const EVENT_COLUMNS: &str = "id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, released";
+
+#[tracing::instrument(skip(pool))]
+pub async fn event_by_key(
+    pool: &AnyPool,
+    user: &str,
+    key: &str,
+) -> Result<Option<EventRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM usage_events WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'consume'"
+    ))
+    .bind(user)
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn event_by_key_in(
+    conn: &mut AnyConnection,
+    user: &str,
+    key: &str,
+) -> Result<Option<EventRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM usage_events WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'consume'"
+    ))
+    .bind(user)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn event_in(conn: &mut AnyConnection, id: &str) -> Result<Option<EventRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM usage_events WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Marks a consumption released; false when it already was.
+#[tracing::instrument(skip(conn))]
+pub async fn mark_released(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE usage_events SET released = TRUE WHERE id = $1 AND kind = 'consume' AND released = FALSE")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn recent_events(
+    pool: &AnyPool,
+    user: &str,
+    limit: i64,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} FROM usage_events WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2"))
+        .bind(user)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
+/// Net use per metric and UTC day since `since_ms`: (metric, day start ms, amount).
+#[tracing::instrument(skip(pool))]
+pub async fn daily_history(
+    pool: &AnyPool,
+    user: &str,
+    since_ms: i64,
+    metric: Option<&str>,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT metric, (at / 86400000) * 86400000 AS day, CAST(SUM(amount) AS BIGINT) AS total
+         FROM usage_events
+         WHERE user_id = $1 AND at >= $2 AND kind IN ('consume', 'release') AND ($3 IS NULL OR metric = $3)
+         GROUP BY metric, (at / 86400000) * 86400000
+         ORDER BY day, metric",
+    )
+    .bind(user)
+    .bind(since_ms)
+    .bind(metric)
+    .fetch_all(pool)
+    .await
+}
+
+/// What the events say every counter should be: (user, metric, period_start, used).
+#[tracing::instrument(skip(pool))]
+pub async fn counters_from_events(
+    pool: &AnyPool,
+) -> Result<Vec<(String, String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, metric, period_start, CAST(SUM(amount) AS BIGINT) FROM usage_events
+         WHERE kind IN ('consume', 'release', 'reset') AND period_start >= 0
+         GROUP BY user_id, metric, period_start",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// What the events say every credit balance should be: grants minus spending.
+#[tracing::instrument(skip(pool))]
+pub async fn credits_from_events(
+    pool: &AnyPool,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, metric, CAST(SUM(CASE WHEN kind = 'grant' THEN amount ELSE -amount END) AS BIGINT)
+         FROM usage_events WHERE kind IN ('grant', 'expire', 'consume', 'release') AND period_start = -1
+         GROUP BY user_id, metric",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(skip(conn, facts))]
+pub async fn insert_decision(
+    conn: &mut AnyConnection,
+    request_id: &str,
+    user_id: Option<&str>,
+    key_prefix: Option<&str>,
+    code: &str,
+    status: i64,
+    route: Option<&str>,
+    facts: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO decisions (request_id, user_id, key_prefix, code, status, route, facts, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(request_id)
+    .bind(user_id)
+    .bind(key_prefix)
+    .bind(code)
+    .bind(status)
+    .bind(route)
+    .bind(facts)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct DecisionRow {
+    pub request_id: String,
+    pub user_id: Option<String>,
+    pub key_prefix: Option<String>,
+    pub code: String,
+    pub status: i64,
+    pub route: Option<String>,
+    pub facts: String,
+    pub at: i64,
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn decision(
+    pool: &AnyPool,
+    request_id: &str,
+) -> Result<Option<DecisionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT request_id, user_id, key_prefix, code, status, route, facts, at FROM decisions WHERE request_id = $1")
+        .bind(request_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Adds `delta` to a balance, creating it; `granted_for` only moves forward.
+#[tracing::instrument(skip(conn))]
+pub async fn add_credits_upsert(
+    conn: &mut AnyConnection,
+    user: &str,
+    metric: &str,
+    delta: i64,
+    granted_for: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO credit_balances (user_id, metric, balance, granted_for) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id, metric) DO UPDATE SET balance = credit_balances.balance + excluded.balance,
+           granted_for = CASE WHEN excluded.granted_for > credit_balances.granted_for
+                              THEN excluded.granted_for ELSE credit_balances.granted_for END",
+    )
+    .bind(user)
+    .bind(metric)
+    .bind(delta)
+    .bind(granted_for)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn set_balance(
+    conn: &mut AnyConnection,
+    user: &str,
+    metric: &str,
+    balance: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE credit_balances SET balance = $3 WHERE user_id = $1 AND metric = $2")
+        .bind(user)
+        .bind(metric)
+        .bind(balance)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
