@@ -1,5 +1,6 @@
 -- Plan catalogs (versioned, immutable), subscriptions, usage counters, credits, usage events,
 -- and the facts behind every refused request.
+-- Flags are 0/1 integers on both engines: sqlx's Any driver reads no SQLite booleans.
 
 CREATE TABLE catalog_versions (
     version     INTEGER PRIMARY KEY,
@@ -36,7 +37,7 @@ CREATE TABLE subscriptions (
     period_anchor              INTEGER NOT NULL,
     current_period_start       INTEGER NOT NULL,
     current_period_end         INTEGER NOT NULL,
-    cancel_at_period_end       BOOLEAN NOT NULL DEFAULT FALSE,
+    cancel_at_period_end       INTEGER NOT NULL DEFAULT 0,
     scheduled_plan_version_id  TEXT REFERENCES plan_versions (id),
     trial_end                  INTEGER,
     grace_until                INTEGER,
@@ -79,7 +80,7 @@ CREATE TABLE usage_events (
     request_id       TEXT,
     idempotency_key  TEXT,
     answer           TEXT,
-    released         BOOLEAN NOT NULL DEFAULT FALSE
+    released         INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX usage_events_idempotency ON usage_events (user_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL AND kind = 'consume';

@@ -417,3 +417,21 @@ pub fn quota_text(q: Option<&plans::Quota>) -> String {
         }
     }
 }
+
+impl Engine {
+    /// Picks up a catalog another instance applied (called by the upkeep task).
+    pub async fn refresh_catalog(&self) -> Result<()> {
+        let cached = self
+            .inner
+            .catalog
+            .read()
+            .expect("catalog lock")
+            .as_ref()
+            .map(|c| c.version);
+        let latest = catalogs::latest(self.db().read()).await?.map(|c| c.version);
+        if latest != cached {
+            self.reload_catalog().await?;
+        }
+        Ok(())
+    }
+}

@@ -323,7 +323,18 @@ async fn commit_batches(
                 delta,
                 granted_for,
             } => {
-                usage::add_credits_upsert(&mut tx, user, metric, *delta, *granted_for).await?;
+                // A CHECK constraint is evaluated on the row an upsert would insert, so only
+                // grants (positive deltas) may create a balance.
+                if *delta >= 0 {
+                    usage::add_credits_upsert(&mut tx, user, metric, *delta, *granted_for).await?;
+                } else if usage::add_credits(&mut tx, user, metric, *delta)
+                    .await?
+                    .is_none()
+                {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "credit balance of {user}/{metric} would go below zero"
+                    )));
+                }
             }
         }
     }
@@ -954,29 +965,28 @@ impl Engine {
                 st.answers.remove(&(uid.to_owned(), k.clone()));
             }
         }
+        // Answer with the state after the release.
         let mut answer = ev
             .answer
             .as_deref()
             .map(replay)
             .transpose()?
-            .unwrap_or_else(|| {
-                limit_answer(
-                    ev.id.clone(),
-                    &ev.metric,
-                    ev.amount,
-                    0,
-                    None,
-                    Window {
-                        start: at(ev.at),
-                        end: at(ev.at),
-                    },
-                )
-            });
+            .ok_or(Error::NotFound("usage event answer"))?;
         answer.replayed = false;
-        answer.used = (answer.used - ev.amount).max(0);
-        answer.remaining = answer.remaining.map(|r| r + ev.amount);
-        if let Some(c) = answer.credits.as_mut() {
-            *c += ev.amount;
+        if ev.period_start == CREDIT_PERIOD {
+            let balance = usage::credits(self.db().read(), uid, &ev.metric)
+                .await?
+                .map(|c| c.balance)
+                .unwrap_or(0);
+            answer.credits = Some(balance);
+            answer.remaining = Some(balance);
+            answer.used = answer.limit.map(|l| (l - balance).max(0)).unwrap_or(0);
+        } else {
+            let used = usage::counter(self.db().read(), uid, &ev.metric, ev.period_start)
+                .await?
+                .unwrap_or(0);
+            answer.used = used;
+            answer.remaining = answer.limit.map(|l| (l - used).max(0));
         }
         Ok(answer)
     }

@@ -167,6 +167,9 @@ impl Engine {
                 if let Err(e) = engine.flush_key_uses().await {
                     tracing::warn!(error = %e, "could not record API key uses");
                 }
+                if let Err(e) = engine.refresh_catalog().await {
+                    tracing::warn!(error = %e, "could not check for a newer plan catalog");
+                }
             }
         })
     }

@@ -115,7 +115,7 @@ impl Engine {
             period_anchor: ms(now),
             current_period_start: ms(now),
             current_period_end: ms(end),
-            cancel_at_period_end: false,
+            cancel_at_period_end: 0,
             scheduled_plan_version_id: None,
             trial_end: None,
             grace_until: None,
@@ -218,8 +218,8 @@ impl Engine {
         if let Some(next) = row.scheduled_plan_version_id.take() {
             row.plan_version_id = next;
         }
-        if row.cancel_at_period_end {
-            row.cancel_at_period_end = false;
+        if row.cancel_at_period_end != 0 {
+            row.cancel_at_period_end = 0;
             row.plan_version_id = self.catalog().await?.default_plan().id.clone();
         }
         let plan = self.plan_version(&row.plan_version_id).await?;
@@ -251,7 +251,7 @@ impl Engine {
             status: r.status(),
             current_period_start: r.billing.start,
             current_period_end: r.billing.end,
-            cancel_at_period_end: r.row.cancel_at_period_end,
+            cancel_at_period_end: r.row.cancel_at_period_end != 0,
             scheduled_plan: scheduled,
             trial_end: r.row.trial_end.map(at),
             grace_until: r.row.grace_until.map(at),
@@ -280,7 +280,7 @@ impl Engine {
             Effective::Now => {
                 row.plan_version_id = target.id.clone();
                 row.scheduled_plan_version_id = None;
-                row.cancel_at_period_end = false;
+                row.cancel_at_period_end = 0;
                 if matches!(before.status(), Status::Canceled | Status::Unpaid) {
                     row.status = Status::Active.as_str().into();
                 }

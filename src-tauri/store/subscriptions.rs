@@ -9,7 +9,8 @@ pub struct SubscriptionRow {
     pub period_anchor: i64,
     pub current_period_start: i64,
     pub current_period_end: i64,
-    pub cancel_at_period_end: bool,
+    /// 1 when the subscription ends (or downgrades) at the end of the period.
+    pub cancel_at_period_end: i64,
     pub scheduled_plan_version_id: Option<String>,
     pub trial_end: Option<i64>,
     pub grace_until: Option<i64>,

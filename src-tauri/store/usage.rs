@@ -243,7 +243,8 @@ pub struct EventRow {
     pub request_id: Option<String>,
     pub idempotency_key: Option<String>,
     pub answer: Option<String>,
-    pub released: bool,
+    /// 1 once released.
+    pub released: i64,
 }
 
 const EVENT_COLUMNS: &str = "id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, released";
@@ -291,10 +292,12 @@ pub async fn event_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Event
 /// Marks a consumption released; false when it already was.
 #[tracing::instrument(skip(conn))]
 pub async fn mark_released(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE usage_events SET released = TRUE WHERE id = $1 AND kind = 'consume' AND released = FALSE")
-        .bind(id)
-        .execute(conn)
-        .await?;
+    let r = sqlx::query(
+        "UPDATE usage_events SET released = 1 WHERE id = $1 AND kind = 'consume' AND released = 0",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 

@@ -158,6 +158,11 @@ impl TestApp {
         })
     }
 
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        use tollgate::service::clock::Clock;
+        self.clock.now()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

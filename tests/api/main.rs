@@ -5,3 +5,4 @@ mod helpers;
 mod accounts;
 mod api_keys;
 mod health;
+mod metering;
