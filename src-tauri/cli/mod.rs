@@ -41,6 +41,12 @@ pub enum Command {
     /// Manage staff accounts (support, finance, admin).
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Check, simulate, apply and migrate plan catalogs.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+    /// Inspect and repair usage counters.
+    #[command(subcommand)]
+    Usage(UsageCommand),
     /// Open the desktop console (the default when no command is given).
     #[cfg(feature = "desktop")]
     Desktop,
@@ -60,6 +66,196 @@ pub struct StaffCreate {
     /// support, finance or admin.
     #[arg(long, value_parser = parse_staff_role)]
     pub role: Role,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlansCommand {
+    /// Report every problem of a plan file with its line and column; exits 1 on any.
+    Check { file: PathBuf },
+    /// Store the file as a new catalog version (subscribers keep their plan versions).
+    Apply { file: PathBuf },
+    /// Show what applying the file would change, and how many subscribers each change touches.
+    Diff { file: PathBuf },
+    /// Move every subscriber of one plan version to another (audited).
+    Migrate {
+        /// e.g. pro@1
+        #[arg(long)]
+        from: String,
+        /// e.g. pro@2
+        #[arg(long)]
+        to: String,
+    },
+    /// Replay usage attempts (JSON lines: user, plan, metric, amount, at) against a file's rules
+    /// with a simulated clock.
+    Simulate {
+        file: PathBuf,
+        #[arg(long, value_name = "FILE.jsonl")]
+        events: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsageCommand {
+    /// Rebuild every counter and credit balance from the usage events and report drift.
+    Verify {
+        /// Write the rebuilt values (audited).
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+fn read(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `plans check` and `plans simulate` need no database.
+fn plans_offline(cmd: &PlansCommand) -> Option<anyhow::Result<()>> {
+    match cmd {
+        PlansCommand::Check { file } => Some((|| {
+            let src = read(file)?;
+            let report = crate::plans::check(&src);
+            if report.errors.is_empty() {
+                let c = report.catalog.expect("a catalog without errors");
+                let ids: Vec<&str> = c.plans.iter().map(|p| p.id.as_str()).collect();
+                println!(
+                    "{}: ok ({} plans: {}; metrics: {})",
+                    file.display(),
+                    ids.len(),
+                    ids.join(", "),
+                    c.metrics.join(", ")
+                );
+                return Ok(());
+            }
+            for p in &report.errors {
+                eprintln!("{}:{}", file.display(), p);
+            }
+            anyhow::bail!("{} problem(s) in {}", report.errors.len(), file.display())
+        })()),
+        PlansCommand::Simulate { file, events, json } => Some((|| {
+            let catalog = crate::plans::parse(&read(file)?).map_err(|problems| {
+                let lines: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("{}:{p}", file.display()))
+                    .collect();
+                anyhow::anyhow!("the plan file has problems:\n{}", lines.join("\n"))
+            })?;
+            let attempts = crate::plans::simulate::read_attempts(&read(events)?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", events.display()))?;
+            let sim = crate::plans::simulate::simulate(&catalog, attempts);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&sim)?);
+            } else {
+                print!("{}", crate::plans::simulate::render_table(&sim));
+            }
+            Ok(())
+        })()),
+        _ => None,
+    }
+}
+
+async fn plans(settings: Settings, cmd: PlansCommand) -> anyhow::Result<()> {
+    if let Some(done) = plans_offline(&cmd) {
+        return done;
+    }
+    let engine = Engine::start(settings).await?;
+    let result = async {
+        match cmd {
+            PlansCommand::Apply { file } => {
+                let o = engine
+                    .apply_catalog(&read(&file)?, Some("cli"))
+                    .await
+                    .map_err(|e| describe(e, &file))?;
+                if o.changed {
+                    println!(
+                        "applied {} as catalog version {}",
+                        file.display(),
+                        o.catalog_version
+                    );
+                    for v in o.new_plan_versions {
+                        println!("  new plan version {v}");
+                    }
+                } else {
+                    println!(
+                        "{} equals catalog version {}: nothing to apply",
+                        file.display(),
+                        o.catalog_version
+                    );
+                }
+            }
+            PlansCommand::Diff { file } => {
+                let changes = engine
+                    .diff_catalog(&read(&file)?)
+                    .await
+                    .map_err(|e| describe(e, &file))?;
+                if changes.is_empty() {
+                    println!("no changes");
+                }
+                for c in changes {
+                    println!(
+                        "{:<12} {:<60} {} subscriber(s)",
+                        c.plan, c.change, c.subscribers
+                    );
+                }
+            }
+            PlansCommand::Migrate { from, to } => {
+                let n = engine.migrate_plan_version(&from, &to).await?;
+                println!("moved {n} subscriber(s) from {from} to {to}");
+            }
+            PlansCommand::Check { .. } | PlansCommand::Simulate { .. } => {
+                unreachable!("handled offline")
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    engine.shutdown().await;
+    result
+}
+
+fn describe(e: crate::Error, file: &std::path::Path) -> anyhow::Error {
+    match e {
+        crate::Error::InvalidCatalog(problems) => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}:{p}", file.display()))
+                .collect();
+            anyhow::anyhow!("the plan file has problems:\n{}", lines.join("\n"))
+        }
+        other => anyhow::anyhow!(other),
+    }
+}
+
+async fn usage(settings: Settings, cmd: UsageCommand) -> anyhow::Result<()> {
+    let engine = Engine::start(settings).await?;
+    let UsageCommand::Verify { repair } = cmd;
+    let drifts = engine.verify_usage(repair, "cli").await?;
+    for d in &drifts {
+        let period = d
+            .period_start
+            .map(|p| p.to_rfc3339())
+            .unwrap_or_else(|| "credit balance".into());
+        println!(
+            "{} {} {}: stored {}, events say {}",
+            d.user_id, d.metric, period, d.stored, d.expected
+        );
+    }
+    engine.shutdown().await;
+    match (drifts.len(), repair) {
+        (0, _) => {
+            println!("every counter matches its usage events");
+            Ok(())
+        }
+        (n, true) => {
+            println!("repaired {n} counter(s)");
+            Ok(())
+        }
+        (n, false) => {
+            anyhow::bail!("{n} counter(s) drifted from their events; run with --repair to fix them")
+        }
+    }
 }
 
 fn parse_staff_role(s: &str) -> Result<Role, String> {
@@ -92,6 +288,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Staff(StaffCommand::Create(args))) => staff_create(settings, args).await,
+        Some(Command::Plans(cmd)) => plans(settings, cmd).await,
+        Some(Command::Usage(cmd)) => usage(settings, cmd).await,
         #[cfg(feature = "desktop")]
         Some(Command::Desktop) | None => crate::desktop::run(settings),
         #[cfg(not(feature = "desktop"))]

@@ -4,5 +4,6 @@ mod helpers;
 
 mod accounts;
 mod api_keys;
+mod cli;
 mod health;
 mod metering;
