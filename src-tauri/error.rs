@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// One invalid field of a request.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub code: String,
@@ -22,7 +22,7 @@ impl FieldError {
 }
 
 /// Details of a `quota_exceeded` refusal.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct QuotaExceeded {
     pub metric: String,
     pub plan: String,
@@ -35,7 +35,7 @@ pub struct QuotaExceeded {
 }
 
 /// Details of an `insufficient_credits` refusal.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct InsufficientCredits {
     pub metric: String,
     pub plan: String,
@@ -46,7 +46,7 @@ pub struct InsufficientCredits {
 }
 
 /// Details of a `feature_not_in_plan` refusal.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FeatureNotInPlan {
     pub feature: String,
     pub plan: String,
@@ -54,7 +54,7 @@ pub struct FeatureNotInPlan {
 }
 
 /// Details of a `rate_limited` refusal.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RateLimited {
     pub scope: String,
     pub limit: i64,

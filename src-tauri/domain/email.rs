@@ -51,6 +51,19 @@ impl Email {
     }
 }
 
+impl utoipa::PartialSchema for Email {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Email,
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Email {}
+
 impl TryFrom<String> for Email {
     type Error = Error;
     fn try_from(s: String) -> Result<Self, Error> {

@@ -53,6 +53,18 @@ macro_rules! prefixed_id {
             }
         }
 
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(concat!("^", $prefix, "[0-9A-Za-z]+$")))
+                    .examples([concat!($prefix, "0Fz3kQ9dY2mXb8Lr4TqW1a")])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl Default for $name {
             fn default() -> Self {
                 Self::new()

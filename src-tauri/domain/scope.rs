@@ -2,7 +2,19 @@ use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
 /// What an API key may do. A key created without scopes gets all of them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+    utoipa::ToSchema,
+)]
 pub enum Scope {
     /// Meter usage (`POST /v1/meter`, release) and check entitlements.
     #[serde(rename = "meter")]

@@ -1,27 +1,54 @@
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/health", get(health))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    status: &'static str,
+    /// `ok` or `unreachable`.
+    database: &'static str,
 }
 
 /// 200 when the database answers, 503 when it does not.
-async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, body = Health), (status = 503, description = "the database is unreachable", body = Health)))]
+async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     match state.engine.db().ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({ "status": "ok", "database": "ok" })),
+            Json(Health {
+                status: "ok",
+                database: "ok",
+            }),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "health check: database unavailable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": "unreachable" })),
+                Json(Health {
+                    status: "unavailable",
+                    database: "unreachable",
+                }),
             )
         }
     }
+}
+
+/// Prometheus metrics: requests by route and status, meter decisions, latency histogram.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+async fn metrics(state: State<AppState>) -> impl axum::response::IntoResponse {
+    super::metrics::serve(state).await
 }

@@ -1,16 +1,27 @@
 //! The public HTTP API (axum). Handlers are a few lines over the service layer.
 
+mod accounts;
+pub mod auth;
+pub mod client_ip;
+pub mod docs;
 pub mod error;
 mod health;
+pub mod json;
+mod keys;
+pub mod metrics;
+mod usage;
 
 use crate::service::Engine;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::response::Response;
+use axum::routing::get;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -20,6 +31,8 @@ use tower_http::request_id::{
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
@@ -28,16 +41,59 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub metrics: Arc<metrics::Metrics>,
+    pub trusted_proxies: Arc<Vec<client_ip::Cidr>>,
+    openapi_json: Arc<String>,
+}
+
+/// Routes anyone may call, and routes that need a caller.
+fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let public = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(accounts::public_routes())
+        .merge(usage::public_routes());
+    let authed = OpenApiRouter::new()
+        .merge(accounts::routes())
+        .merge(keys::routes())
+        .merge(usage::routes());
+    (public, authed)
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (public, authed) = route_groups();
+    public.merge(authed).into_openapi()
 }
 
 /// The whole API with its middleware, as served by `tollgate serve`, the desktop app and tests.
 pub fn router(engine: Engine) -> Router {
     let settings = engine.settings().http.clone();
-    let state = AppState { engine };
-    let routes = Router::new()
-        .merge(health::routes())
+    let trusted = client_ip::parse_trusted(&settings.trusted_proxies).unwrap_or_else(|e| {
+        tracing::error!("{e}; trusting no proxy");
+        Vec::new()
+    });
+    let doc = openapi().to_json().unwrap_or_else(|_| "{}".into());
+    let state = AppState {
+        engine,
+        metrics: Arc::new(metrics::Metrics::default()),
+        trusted_proxies: Arc::new(trusted),
+        openapi_json: Arc::new(doc),
+    };
+    let (public, authed) = route_groups();
+    let authed = authed.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_caller,
+    ));
+    let (api, _) = public.merge(authed).split_for_parts();
+    let routes = api
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs::page))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(not_found)
-        .with_state(state);
+        .with_state(state.clone());
 
     let cors = if settings.cors_origins.is_empty() {
         CorsLayer::new()
@@ -71,7 +127,7 @@ pub fn router(engine: Engine) -> Router {
                 tracing::info_span!("request", method = %req.method(), route = route.as_deref().unwrap_or(req.uri().path()), request_id = %id)
             }))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-            .layer(middleware::from_fn(render_errors))
+            .layer(middleware::from_fn_with_state(state, render_errors))
             .layer(SetResponseHeaderLayer::overriding(
                 HeaderName::from_static("x-content-type-options"),
                 HeaderValue::from_static("nosniff"),
@@ -90,14 +146,53 @@ pub fn router(engine: Engine) -> Router {
     )
 }
 
-async fn render_errors(req: Request, next: Next) -> Response {
+async fn openapi_json(State(state): State<AppState>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// Writes error bodies (with the request id) and records the facts behind every refusal
+/// (401, 402, 403, 429) so that support can explain it later.
+async fn render_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let id = req
         .extensions()
         .get::<RequestId>()
         .and_then(|r| r.header_value().to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let res = next.run(req).await;
+    let route = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    let status = res.status().as_u16();
+    if matches!(status, 401 | 402 | 403 | 429) {
+        let ctx = res
+            .extensions_mut()
+            .remove::<auth::DecisionContext>()
+            .unwrap_or_default();
+        if let Some(payload) = res.extensions().get::<error::ErrorPayload>() {
+            let refusal = crate::service::decisions::Refusal {
+                request_id: id.clone(),
+                route,
+                status,
+                code: payload.code.clone(),
+                message: payload.message.clone(),
+                details: serde_json::Value::Object(payload.details.clone()),
+                user_id: ctx.user_id,
+                key_prefix: ctx.key_prefix,
+                plan_version: ctx.plan_version,
+                subscription_status: ctx.subscription_status,
+                limiter: ctx.limiter.and_then(|l| serde_json::to_value(l).ok()),
+            };
+            let engine = state.engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.record_refusal(refusal).await {
+                    tracing::warn!(error = %e, "could not record a refusal");
+                }
+            });
+        }
+    }
     error::render(res, &id)
 }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub use file::{check, parse, CheckReport, Problem};
 
 /// How often a plan is billed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Interval {
     Month,
@@ -28,7 +28,7 @@ impl Interval {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Price {
     /// Integer minor units (cents).
     pub amount: i64,
@@ -37,7 +37,7 @@ pub struct Price {
 }
 
 /// The window a quota counts over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Per {
     /// Calendar day, UTC.
@@ -59,7 +59,7 @@ impl Per {
 }
 
 /// What a plan allows of one metric.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Quota {
     /// At most `limit` units per window (`None`: unlimited).
@@ -73,13 +73,13 @@ pub enum Quota {
 }
 
 /// `requests` per `window_secs`, per subject (a user for `api`, a client IP for `login`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateLimit {
     pub requests: i64,
     pub window_secs: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Plan {
     pub id: String,
     pub name: String,
@@ -108,7 +108,7 @@ impl Plan {
 }
 
 /// A whole catalog, in the order the file lists its plans (cheapest first by convention).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Catalog {
     pub metrics: Vec<String>,
     pub features: Vec<String>,

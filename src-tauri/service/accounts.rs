@@ -23,7 +23,7 @@ pub struct TokenPair {
     pub session_id: SessionId,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub id: String,
     pub user_agent: Option<String>,

@@ -5,7 +5,7 @@ use crate::domain::UserId;
 use crate::error::{Error, FeatureNotInPlan, Result};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Entitlement {
     pub feature: String,
     pub allowed: bool,

@@ -45,7 +45,7 @@ pub struct MeterRequest<'a> {
 }
 
 /// The answer to an allowed consumption; a retry with the same idempotency key gets it again.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Consumption {
     pub event_id: String,
     pub metric: String,
@@ -135,7 +135,7 @@ pub fn renew_credits(
 }
 
 /// One row of `GET /v1/me/usage`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MetricUsage {
     pub limit: Option<i64>,
     pub used: i64,
@@ -147,9 +147,10 @@ pub struct MetricUsage {
     pub credits: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageSummary {
     pub plan: String,
+    #[schema(value_type = crate::http::docs::PeriodSchema)]
     pub period: Window,
     pub metrics: BTreeMap<String, MetricUsage>,
     pub credits: BTreeMap<String, i64>,
@@ -165,7 +166,7 @@ impl Serialize for Window {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DailyUsage {
     pub date: chrono::NaiveDate,
     pub metric: String,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod crypto;
+pub mod decisions;
 pub mod entitlements;
 pub mod metering;
 pub mod passwords;

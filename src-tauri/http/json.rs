@@ -1,0 +1,58 @@
+//! A JSON body extractor whose every failure answers in the error shape.
+
+use super::error::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(reject(rejection)),
+        }
+    }
+}
+
+fn reject(r: JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => {
+            // serde names the field: "missing field `email`", "invalid type: …".
+            let text = e.body_text();
+            let field = text.split('`').nth(1).unwrap_or("body").to_owned();
+            ApiError::from(crate::Error::validation(&field, "invalid", &text))
+        }
+        JsonRejection::BytesRejection(e) => {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    status,
+                    "body_too_large",
+                    "the request body is larger than allowed",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "the request body could not be read",
+                )
+            }
+        }
+        other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
+    }
+}

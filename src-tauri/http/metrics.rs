@@ -1,0 +1,128 @@
+//! Prometheus metrics: requests by route and status, meter decisions, request latency.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+const BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, String, u16), u64>,
+    decisions: BTreeMap<(String, String), u64>,
+    latency_buckets: [u64; BUCKETS.len()],
+    latency_count: u64,
+    latency_sum: f64,
+}
+
+impl Metrics {
+    pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut m = self.inner.lock().expect("metrics lock");
+        *m.requests
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                m.latency_buckets[i] += 1;
+            }
+        }
+        m.latency_count += 1;
+        m.latency_sum += seconds;
+    }
+
+    /// A metering decision: `allowed`, or the refusal's code.
+    pub fn record_decision(&self, metric: &str, outcome: &str) {
+        let mut m = self.inner.lock().expect("metrics lock");
+        *m.decisions
+            .entry((metric.to_owned(), outcome.to_owned()))
+            .or_default() += 1;
+    }
+
+    pub fn render(&self) -> String {
+        let m = self.inner.lock().expect("metrics lock");
+        let mut out = String::new();
+        out.push_str("# HELP tollgate_http_requests_total HTTP requests by route and status.\n# TYPE tollgate_http_requests_total counter\n");
+        for ((method, route, status), n) in &m.requests {
+            let _ = writeln!(out, "tollgate_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+        }
+        out.push_str("# HELP tollgate_meter_decisions_total Metering decisions by metric and outcome.\n# TYPE tollgate_meter_decisions_total counter\n");
+        for ((metric, outcome), n) in &m.decisions {
+            let _ = writeln!(
+                out,
+                "tollgate_meter_decisions_total{{metric=\"{}\",outcome=\"{outcome}\"}} {n}",
+                escape(metric)
+            );
+        }
+        out.push_str("# HELP tollgate_http_request_duration_seconds Time to answer a request.\n# TYPE tollgate_http_request_duration_seconds histogram\n");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "tollgate_http_request_duration_seconds_bucket{{le=\"{b}\"}} {}",
+                m.latency_buckets[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "tollgate_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            m.latency_count
+        );
+        let _ = writeln!(
+            out,
+            "tollgate_http_request_duration_seconds_sum {}",
+            m.latency_sum
+        );
+        let _ = writeln!(
+            out,
+            "tollgate_http_request_duration_seconds_count {}",
+            m.latency_count
+        );
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Records every request under its matched route (unmatched paths count as one route, so
+/// that scanners cannot grow the label set).
+pub async fn track(State(state): State<super::AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let res = next.run(req).await;
+    state.metrics.record_request(
+        &method,
+        &route,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}
+
+pub async fn serve(
+    State(state): State<super::AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
+}
