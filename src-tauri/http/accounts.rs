@@ -133,38 +133,38 @@ async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let decision = limit_ip(&state, "register", ip).await?;
-    let e = &state.engine;
-    let user = e
-        .register(Registration {
-            email: &body.email,
-            password: &body.password,
-            full_name: body.full_name.as_deref(),
-        })
-        .await?;
-    let pair = e.open_session(&user, &device(&headers, ip)).await?;
-    let key = e
-        .create_api_key(
-            &user.id,
-            NewKey {
-                name: "default",
-                scopes: None,
-                expires_at: None,
-            },
-        )
-        .await?;
-    let res = (
-        StatusCode::CREATED,
-        Json(RegisterResponse {
+    let result = async {
+        let e = &state.engine;
+        let user = e
+            .register(Registration {
+                email: &body.email,
+                password: &body.password,
+                full_name: body.full_name.as_deref(),
+            })
+            .await?;
+        let pair = e.open_session(&user, &device(&headers, ip)).await?;
+        let key = e
+            .create_api_key(
+                &user.id,
+                NewKey {
+                    name: "default",
+                    scopes: None,
+                    expires_at: None,
+                },
+            )
+            .await?;
+        let body = RegisterResponse {
             user,
             access_token: pair.access_token,
             refresh_token: pair.refresh_token.expose().to_owned(),
             token_type: "bearer",
             expires_in: pair.expires_in,
             api_key: key.plaintext.expose().to_owned(),
-        }),
-    )
-        .into_response();
-    Ok(with_rate_headers(&state, res, decision))
+        };
+        Ok::<_, ApiError>((StatusCode::CREATED, Json(body)).into_response())
+    }
+    .await;
+    Ok(with_rate_headers(&state, result.into_response(), decision))
 }
 
 /// Exchange email and password for a token pair.
@@ -183,15 +183,15 @@ async fn login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let decision = limit_ip(&state, "login", ip).await?;
-    let (user, pair) = state
+    let result = state
         .engine
         .login(&body.email, &body.password, device(&headers, ip))
-        .await?;
-    Ok(with_rate_headers(
-        &state,
-        Json(TokenResponse::new(user, pair)).into_response(),
-        decision,
-    ))
+        .await;
+    let res = match result {
+        Ok((user, pair)) => Json(TokenResponse::new(user, pair)).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    Ok(with_rate_headers(&state, res, decision))
 }
 
 /// Rotate a refresh token. Presenting a used one revokes its session.

@@ -6,4 +6,5 @@ mod accounts;
 mod api_keys;
 mod cli;
 mod health;
+mod http_api;
 mod metering;
