@@ -22,6 +22,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         ])
         // Counts, cents and millisecond times stay far below 2^53, so JSON numbers are exact.
         .dangerously_cast_bigints_to_number()
+        // The wire types only travel Rust -> UI, so one TypeScript type each is enough.
+        .disable_serde_phases()
 }
 
 /// Opens the console window and returns when it is closed.
@@ -34,12 +36,24 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         runtime.runtime_flavor() == RuntimeFlavor::MultiThread,
         "the desktop console needs a multi-threaded tokio runtime"
     );
+    // Without a display GTK panics deep inside the event loop; say what to do instead.
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
+    anyhow::ensure!(
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
+        "no graphical display (DISPLAY and WAYLAND_DISPLAY are unset): \
+         use `tollgate serve` to run the HTTP API, or see `tollgate --help`"
+    );
     tokio::task::block_in_place(|| run_window(&runtime, settings))
 }
 
 fn run_window(runtime: &Handle, settings: Settings) -> anyhow::Result<()> {
     let engine = runtime.block_on(Engine::start(settings))?;
-    tracing::info!(database = %engine.db().display_url(), "opening the console");
     // Commands must run where sqlx's pools were created.
     tauri::async_runtime::set(runtime.clone());
     let upkeep = {
@@ -48,6 +62,23 @@ fn run_window(runtime: &Handle, settings: Settings) -> anyhow::Result<()> {
     };
     let api = EmbeddedApi::default();
 
+    let shown = show_window(&engine, &api);
+
+    runtime.block_on(async {
+        if let Err(e) = api.stop().await {
+            tracing::warn!(error = %e, "stopping the HTTP API at exit");
+        }
+        upkeep.abort();
+        engine.shutdown().await;
+    });
+    let exit_code = shown?;
+    anyhow::ensure!(exit_code == 0, "the console exited with code {exit_code}");
+    Ok(())
+}
+
+/// Runs the window's event loop until the window is closed; returns the exit code.
+fn show_window(engine: &Engine, api: &EmbeddedApi) -> anyhow::Result<i32> {
+    tracing::info!(database = %engine.db().display_url(), "opening the console");
     let builder = specta_builder();
     let app = tauri::Builder::default()
         .invoke_handler(builder.invoke_handler())
@@ -59,17 +90,7 @@ fn run_window(runtime: &Handle, settings: Settings) -> anyhow::Result<()> {
         })
         .build(tauri::generate_context!())
         .context("opening the console window")?;
-    let exit_code = app.run_return(|_, _| {});
-
-    runtime.block_on(async {
-        if let Err(e) = api.stop().await {
-            tracing::warn!(error = %e, "stopping the HTTP API at exit");
-        }
-        upkeep.abort();
-        engine.shutdown().await;
-    });
-    anyhow::ensure!(exit_code == 0, "the console exited with code {exit_code}");
-    Ok(())
+    Ok(app.run_return(|_, _| {}))
 }
 
 #[cfg(test)]
