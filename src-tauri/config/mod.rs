@@ -20,13 +20,55 @@ pub struct Settings {
     pub addr: SocketAddr,
     /// A plan catalog applied at start when it differs from the current version.
     pub plans: Option<String>,
+    /// `TOLLGATE_TRUSTED_PROXIES`: comma-separated CIDRs of proxies whose `X-Forwarded-For`
+    /// is believed. Empty: the socket peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: String,
     pub argon2: Argon2Settings,
     pub tokens: TokenSettings,
     pub http: HttpSettings,
     /// How consumptions are decided: `auto` (memory on SQLite, database on PostgreSQL),
     /// `memory` (one process only) or `database`.
     pub metering: crate::service::metering::Strategy,
+    /// Stripe secret API key (`TOLLGATE_STRIPE_SECRET_KEY`); billing calls fail without it.
+    pub stripe_secret_key: Option<SecretString>,
+    /// Webhook signing secret(s) (`TOLLGATE_STRIPE_WEBHOOK_SECRET`); several, separated by
+    /// commas, while rotating.
+    pub stripe_webhook_secret: Option<SecretString>,
+    /// Base URL of Stripe's API (`TOLLGATE_STRIPE_API_BASE`); tests point it at a mock server.
+    pub stripe_api_base: String,
+    pub stripe: StripeSettings,
 }
+
+/// Stripe billing options other than the keys (`[stripe]`, `TOLLGATE_STRIPE__GRACE_DAYS`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StripeSettings {
+    /// Days a past-due subscription keeps its plan before limits drop to the free plan.
+    pub grace_days: i64,
+    /// Time an outgoing Stripe call may take.
+    pub timeout_ms: u64,
+    /// Where Checkout sends the user after paying, unless the request says otherwise.
+    pub success_url: String,
+    /// Where Checkout sends the user who gives up.
+    pub cancel_url: String,
+    /// Where the billing portal sends the user back to.
+    pub portal_return_url: String,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        Self {
+            grace_days: 7,
+            timeout_ms: 10_000,
+            success_url: "http://localhost:8080/billing/success?session_id={CHECKOUT_SESSION_ID}"
+                .into(),
+            cancel_url: "http://localhost:8080/billing/cancelled".into(),
+            portal_return_url: "http://localhost:8080/billing".into(),
+        }
+    }
+}
+
+pub const STRIPE_API_BASE: &str = "https://api.stripe.com";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Argon2Settings {
@@ -51,8 +93,6 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Send `Strict-Transport-Security` (only behind TLS).
     pub hsts: bool,
-    /// CIDRs of proxies whose `X-Forwarded-For` is believed (comma-separated in the env var).
-    pub trusted_proxies: String,
 }
 
 /// The defaults, as a value figment can merge the other layers over.
@@ -64,6 +104,8 @@ struct Defaults {
     tokens: TokenSettings,
     http: HttpSettings,
     metering: crate::service::metering::Strategy,
+    stripe_api_base: &'static str,
+    stripe: StripeSettings,
 }
 
 impl Default for Argon2Settings {
@@ -93,7 +135,6 @@ impl Default for HttpSettings {
             timeout_secs: 30,
             cors_origins: Vec::new(),
             hsts: false,
-            trusted_proxies: String::new(),
         }
     }
 }
@@ -110,6 +151,8 @@ impl Settings {
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
             metering: crate::service::metering::Strategy::Auto,
+            stripe_api_base: STRIPE_API_BASE,
+            stripe: StripeSettings::default(),
         }));
         match file {
             Some(path) => {
@@ -128,6 +171,8 @@ impl Settings {
                 .ignore(&["test_postgres_url"]),
         );
         let settings: Settings = fig.extract()?;
+        crate::http::client_ip::parse_trusted(&settings.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(settings)
     }
 
@@ -138,10 +183,15 @@ impl Settings {
             secret: None,
             addr: "127.0.0.1:0".parse().expect("valid address"),
             plans: None,
+            trusted_proxies: String::new(),
             argon2: Argon2Settings::default(),
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
             metering: crate::service::metering::Strategy::Auto,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_base: STRIPE_API_BASE.into(),
+            stripe: StripeSettings::default(),
         }
     }
 
@@ -152,6 +202,8 @@ impl Settings {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -164,12 +216,50 @@ mod tests {
             )?;
             jail.set_env("TOLLGATE_DATABASE_URL", "postgres://db/x");
             jail.set_env("TOLLGATE_ARGON2__ITERATIONS", "3");
+            jail.set_env("TOLLGATE_TRUSTED_PROXIES", "10.0.0.0/8,192.168.0.1");
+            jail.set_env("TOLLGATE_METERING", "database");
             let s = Settings::load(None).expect("loads");
             assert_eq!(s.addr.to_string(), "0.0.0.0:9000");
             assert_eq!(s.database_url, "postgres://db/x");
             assert_eq!(s.argon2.memory_kib, 4096);
             assert_eq!(s.argon2.iterations, 3);
+            assert_eq!(s.trusted_proxies, "10.0.0.0/8,192.168.0.1");
+            assert_eq!(s.metering, crate::service::metering::Strategy::Database);
             assert_eq!(s.secret.as_ref().map(|x| x.expose()), Some("from-file"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_list_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TOLLGATE_TRUSTED_PROXIES", "10.0.0.0/99");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("TOLLGATE_TRUSTED_PROXIES"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn stripe_variables_have_the_names_the_docs_give() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TOLLGATE_STRIPE_SECRET_KEY", "sk_test_abc");
+            jail.set_env("TOLLGATE_STRIPE_WEBHOOK_SECRET", "whsec_a,whsec_b");
+            jail.set_env("TOLLGATE_STRIPE_API_BASE", "http://127.0.0.1:1234");
+            jail.set_env("TOLLGATE_STRIPE__GRACE_DAYS", "3");
+            let s = Settings::load(None).expect("loads");
+            assert_eq!(
+                s.stripe_secret_key.as_ref().map(|x| x.expose()),
+                Some("sk_test_abc")
+            );
+            assert_eq!(
+                s.stripe_webhook_secret.as_ref().map(|x| x.expose()),
+                Some("whsec_a,whsec_b")
+            );
+            assert_eq!(s.stripe_api_base, "http://127.0.0.1:1234");
+            assert_eq!(s.stripe.grace_days, 3);
+            let shown = format!("{s:?}");
+            assert!(!shown.contains("sk_test_abc") && !shown.contains("whsec_a"));
             Ok(())
         });
     }

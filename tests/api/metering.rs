@@ -452,8 +452,7 @@ async fn release_gives_back_a_failed_consumption_once(backend: Backend) {
     }
     let last = meter(&app, &u.id, "videos", 1, Some("k")).await;
     assert!(last.is_err());
-    let c = meter(&app, &u.id, "videos", 0 + 1, None).await;
-    assert!(c.is_err());
+
     let events: Vec<String> =
         sqlx::query_scalar("SELECT id FROM usage_events WHERE kind = 'consume' ORDER BY id")
             .fetch_all(app.engine.db().read())
