@@ -121,6 +121,27 @@ pub enum Error {
     Conflict(String),
     #[error("the server is misconfigured: {0}")]
     Config(String),
+    #[error("billing is not set up on this server (no Stripe key or webhook secret)")]
+    StripeNotConfigured,
+    #[error("Stripe could not be reached: {0}")]
+    StripeUnavailable(String),
+    #[error("Stripe refused the request: {message}")]
+    StripeError {
+        status: u16,
+        code: Option<String>,
+        kind: Option<String>,
+        message: String,
+    },
+    #[error("no billing account: subscribe to a plan first")]
+    NoBillingAccount,
+    #[error("the Stripe signature is not valid: {0}")]
+    InvalidSignature(String),
+    #[error("the Stripe event could not be read: {0}")]
+    InvalidStripeEvent(String),
+    #[error("the plan `{0}` is free: there is nothing to pay")]
+    PlanIsFree(String),
+    #[error("the plan `{0}` has no Stripe price")]
+    PlanHasNoPrice(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -156,6 +177,14 @@ impl Error {
         "invalid_catalog",
         "conflict",
         "misconfigured",
+        "stripe_not_configured",
+        "stripe_unavailable",
+        "stripe_error",
+        "no_billing_account",
+        "invalid_signature",
+        "invalid_stripe_event",
+        "plan_is_free",
+        "plan_has_no_price",
         "internal",
     ];
 
@@ -189,6 +218,14 @@ impl Error {
             Error::InvalidCatalog(_) => "invalid_catalog",
             Error::Conflict(_) => "conflict",
             Error::Config(_) => "misconfigured",
+            Error::StripeNotConfigured => "stripe_not_configured",
+            Error::StripeUnavailable(_) => "stripe_unavailable",
+            Error::StripeError { .. } => "stripe_error",
+            Error::NoBillingAccount => "no_billing_account",
+            Error::InvalidSignature(_) => "invalid_signature",
+            Error::InvalidStripeEvent(_) => "invalid_stripe_event",
+            Error::PlanIsFree(_) => "plan_is_free",
+            Error::PlanHasNoPrice(_) => "plan_has_no_price",
             Error::Internal(_) => "internal",
         }
     }

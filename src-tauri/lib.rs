@@ -11,6 +11,7 @@ pub mod http;
 pub mod plans;
 pub mod service;
 pub mod store;
+pub mod stripe;
 
 #[cfg(feature = "desktop")]
 pub mod desktop;

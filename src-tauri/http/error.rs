@@ -78,13 +78,24 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::StripeNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+        Error::StripeUnavailable(_) | Error::StripeError { .. } => StatusCode::BAD_GATEWAY,
+        Error::NoBillingAccount => StatusCode::NOT_FOUND,
+        Error::InvalidSignature(_) | Error::InvalidStripeEvent(_) => StatusCode::BAD_REQUEST,
+        Error::PlanIsFree(_) | Error::PlanHasNoPrice(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = status_of(&e);
-        let message = if status.is_server_error() {
+        let message = if let Error::StripeError { message, .. } = &e {
+            // Stripe's own words (e.g. "Your card was declined."), meant to be shown.
+            format!("Stripe refused the request: {message}")
+        } else if let Error::StripeUnavailable(why) = &e {
+            tracing::warn!(error = %why, "Stripe call failed");
+            "Stripe could not be reached; nothing was changed, try again later".to_owned()
+        } else if status.is_server_error() {
             tracing::error!(error = ?e, "request failed");
             "something went wrong on our side; quote the request id when you report it".to_owned()
         } else {
@@ -106,7 +117,21 @@ impl From<Error> for ApiError {
                 err = err.with_details(d.as_ref());
             }
             Error::UnknownMetric(m) => err = err.with_detail("metric", m.as_str()),
-            Error::UnknownPlan(p) => err = err.with_detail("plan", p.as_str()),
+            Error::UnknownPlan(p) | Error::PlanIsFree(p) | Error::PlanHasNoPrice(p) => {
+                err = err.with_detail("plan", p.as_str())
+            }
+            Error::StripeError {
+                status, code, kind, ..
+            } => {
+                // Clients see Stripe's own error code (`card_declined`, `resource_missing`).
+                if let Some(c) = code {
+                    err.payload.code = c.clone();
+                }
+                err = err
+                    .with_detail("stripe_status", *status)
+                    .with_detail("stripe_code", code.clone())
+                    .with_detail("stripe_type", kind.clone());
+            }
             Error::InvalidCatalog(problems) => {
                 err = err.with_detail(
                     "problems",

@@ -2,6 +2,7 @@
 
 mod accounts;
 pub mod auth;
+mod billing;
 pub mod client_ip;
 pub mod docs;
 pub mod error;
@@ -51,11 +52,13 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     let public = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(health::routes())
         .merge(accounts::public_routes())
-        .merge(usage::public_routes());
+        .merge(usage::public_routes())
+        .merge(billing::public_routes());
     let authed = OpenApiRouter::new()
         .merge(accounts::routes())
         .merge(keys::routes())
-        .merge(usage::routes());
+        .merge(usage::routes())
+        .merge(billing::routes());
     (public, authed)
 }
 

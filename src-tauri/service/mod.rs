@@ -171,6 +171,10 @@ impl Engine {
                 if let Err(e) = engine.refresh_catalog().await {
                     tracing::warn!(error = %e, "could not check for a newer plan catalog");
                 }
+                // Stripe events stored but not applied yet (a crash, an unknown customer).
+                if let Err(e) = engine.apply_pending_stripe_events().await {
+                    tracing::warn!(error = %e, "could not apply pending Stripe events");
+                }
             }
         })
     }

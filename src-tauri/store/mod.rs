@@ -10,6 +10,7 @@ pub mod audit;
 pub mod catalogs;
 pub mod sessions;
 pub mod settings;
+pub mod stripe;
 pub mod subscriptions;
 pub mod usage;
 pub mod users;

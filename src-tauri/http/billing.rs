@@ -1,0 +1,114 @@
+//! `/v1/billing/*` (Checkout, portal, status) and the Stripe webhook.
+
+use super::auth::Caller;
+use super::docs::ErrorBody;
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::AppState;
+use crate::domain::Scope;
+use crate::stripe::billing::{BillingStatus, CheckoutStarted, PortalOpened};
+use crate::stripe::Received;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stripe_webhook))
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(checkout))
+        .routes(routes!(portal))
+        .routes(routes!(status))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CheckoutBody {
+    /// The plan to buy (`pro`).
+    plan: String,
+    /// Where Stripe sends the user after paying (default from the server's settings).
+    success_url: Option<String>,
+    /// Where Stripe sends the user who gives up.
+    cancel_url: Option<String>,
+}
+
+/// Start a Stripe Checkout for a paid plan; send the user to `checkout_url`.
+#[utoipa::path(post, path = "/v1/billing/checkout", tag = "billing", security(("bearer" = [])), request_body = CheckoutBody,
+    responses((status = 200, body = CheckoutStarted), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "already subscribed: use the portal", body = ErrorBody),
+        (status = 422, description = "unknown_plan, plan_is_free, plan_has_no_price, validation_failed", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 502, description = "stripe_unavailable, or Stripe's own error code", body = ErrorBody),
+        (status = 503, description = "stripe_not_configured", body = ErrorBody)))]
+async fn checkout(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CheckoutBody>,
+) -> Result<Json<CheckoutStarted>, ApiError> {
+    let p = caller.require_write()?;
+    Ok(Json(
+        state
+            .engine
+            .start_checkout(
+                &p.user,
+                &body.plan,
+                body.success_url.as_deref(),
+                body.cancel_url.as_deref(),
+            )
+            .await?,
+    ))
+}
+
+/// A Stripe billing-portal link (change plan, payment method, cancel).
+#[utoipa::path(post, path = "/v1/billing/portal", tag = "billing", security(("bearer" = [])),
+    responses((status = 200, body = PortalOpened), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "no_billing_account", body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn portal(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PortalOpened>, ApiError> {
+    let p = caller.require_write()?;
+    Ok(Json(state.engine.open_billing_portal(&p.user.id).await?))
+}
+
+/// The caller's subscription, invoices and refunds.
+#[utoipa::path(get, path = "/v1/billing/status", tag = "billing", security(("bearer" = [])),
+    responses((status = 200, body = BillingStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<BillingStatus>, ApiError> {
+    let p = caller.require(Scope::Read)?;
+    Ok(Json(state.engine.billing_status(&p.user.id).await?))
+}
+
+/// Stripe's webhook: verified against `Stripe-Signature`, stored, answered, applied after.
+#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "billing",
+    params(("Stripe-Signature" = String, Header, description = "t=…,v1=… as Stripe signs")),
+    request_body(content = String, content_type = "application/json", description = "the event, as Stripe sends it"),
+    responses((status = 200, body = Received), (status = 400, description = "invalid_signature, invalid_stripe_event", body = ErrorBody),
+        (status = 503, description = "stripe_not_configured", body = ErrorBody)))]
+async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Received>, ApiError> {
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    let received = state
+        .engine
+        .receive_stripe_webhook(signature, &body)
+        .await?;
+    if !received.duplicate {
+        state.engine.spawn_apply_stripe_event(received.id.clone());
+    }
+    Ok(Json(received))
+}
