@@ -128,6 +128,7 @@ impl Caller {
     pub fn require_write(&self) -> Result<&Principal, ApiError> {
         if let crate::service::auth::Credential::Session {
             impersonated_by: Some(_),
+            impersonation_can_write: false,
             ..
         } = &self.0.credential
         {

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         (name = "usage", description = "Subscription and usage of the caller"),
         (name = "metering", description = "Calls a customer's backend makes before metered work"),
         (name = "system", description = "Health and metrics"),
+        (name = "admin", description = "The back office: staff only, by role"),
     )
 )]
 pub struct ApiDoc;

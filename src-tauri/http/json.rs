@@ -56,3 +56,32 @@ fn reject(r: JsonRejection) -> ApiError {
         other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
     }
 }
+
+/// Like [`ApiJson`], but an empty body means `T::default()` (for actions whose fields are all
+/// optional).
+pub struct ApiJsonOrEmpty<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            || (req
+                .headers()
+                .get(axum::http::header::CONTENT_LENGTH)
+                .is_none()
+                && req
+                    .headers()
+                    .get(axum::http::header::TRANSFER_ENCODING)
+                    .is_none());
+        if empty {
+            return Ok(ApiJsonOrEmpty(T::default()));
+        }
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| ApiJsonOrEmpty(v))
+    }
+}

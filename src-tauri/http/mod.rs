@@ -1,6 +1,7 @@
 //! The public HTTP API (axum). Handlers are a few lines over the service layer.
 
 mod accounts;
+mod admin;
 pub mod auth;
 mod billing;
 pub mod client_ip;
@@ -58,7 +59,8 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(accounts::routes())
         .merge(keys::routes())
         .merge(usage::routes())
-        .merge(billing::routes());
+        .merge(billing::routes())
+        .merge(admin::routes());
     (public, authed)
 }
 
@@ -71,10 +73,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole API with its middleware, as served by `tollgate serve`, the desktop app and tests.
 pub fn router(engine: Engine) -> Router {
     let settings = engine.settings().http.clone();
-    let trusted = client_ip::parse_trusted(&settings.trusted_proxies).unwrap_or_else(|e| {
-        tracing::error!("{e}; trusting no proxy");
-        Vec::new()
-    });
+    let trusted =
+        client_ip::parse_trusted(&engine.settings().trusted_proxies).unwrap_or_else(|e| {
+            tracing::error!("{e}; trusting no proxy");
+            Vec::new()
+        });
     let doc = openapi().to_json().unwrap_or_else(|_| "{}".into());
     let state = AppState {
         engine,

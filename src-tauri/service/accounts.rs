@@ -307,14 +307,34 @@ impl Engine {
     /// and key.
     #[tracing::instrument(skip_all, fields(user = %user))]
     pub async fn delete_account(&self, user: &UserId) -> Result<()> {
+        self.delete_account_audited(user, None).await
+    }
+
+    pub(crate) async fn delete_account_audited(
+        &self,
+        user: &UserId,
+        audit: Option<&super::audit::Draft<'_>>,
+    ) -> Result<()> {
         let now = self.now_ms();
+        let before = self.user(user).await?;
         let mut tx = self.db().begin().await?;
         if users::set_status(&mut tx, user, UserStatus::Deleted, now).await? == 0 {
             return Err(Error::NotFound("user"));
         }
-        sessions::revoke_all(&mut tx, user, None, "account_deleted", now).await?;
-        store::api_keys::revoke_all(&mut tx, user, now).await?;
+        let sessions = sessions::revoke_all(&mut tx, user, None, "account_deleted", now).await?;
+        let keys = store::api_keys::revoke_all(&mut tx, user, now).await?;
+        if let Some(a) = audit {
+            let after = serde_json::json!({ "status": "deleted", "sessions_revoked": sessions, "keys_revoked": keys });
+            a.write(
+                &mut tx,
+                serde_json::json!({ "status": before.status }),
+                after,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
+        self.forget_subscription(user.as_str());
         Ok(())
     }
 
@@ -378,13 +398,33 @@ impl Engine {
     /// Suspends or reactivates an account. A suspended account's tokens and keys stop working
     /// on their next request, since every request reads the account's status.
     pub async fn set_user_status(&self, user: &UserId, status: UserStatus) -> Result<User> {
+        self.set_user_status_audited(user, status, None).await
+    }
+
+    pub(crate) async fn set_user_status_audited(
+        &self,
+        user: &UserId,
+        status: UserStatus,
+        audit: Option<&super::audit::Draft<'_>>,
+    ) -> Result<User> {
         if status == UserStatus::Deleted {
-            self.delete_account(user).await?;
+            self.delete_account_audited(user, audit).await?;
             return self.user(user).await;
         }
+        let before = self.user(user).await?;
+        let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        if users::set_status(&mut tx, user, status, self.now_ms()).await? == 0 {
+        if users::set_status(&mut tx, user, status, now).await? == 0 {
             return Err(Error::NotFound("user"));
+        }
+        if let Some(a) = audit {
+            a.write(
+                &mut tx,
+                serde_json::json!({ "status": before.status }),
+                serde_json::json!({ "status": status }),
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         self.user(user).await

@@ -11,6 +11,8 @@ pub enum Credential {
     Session {
         session_id: SessionId,
         impersonated_by: Option<UserId>,
+        /// Impersonation tokens only read unless this is set.
+        impersonation_can_write: bool,
     },
     ApiKey {
         key_id: KeyId,
@@ -104,6 +106,7 @@ impl Engine {
             credential: Credential::Session {
                 session_id,
                 impersonated_by,
+                impersonation_can_write: claims.impersonation_can_write,
             },
         })
     }

@@ -1132,6 +1132,18 @@ impl Engine {
         amount: i64,
         reason: Option<&str>,
     ) -> Result<i64> {
+        self.grant_credits_audited(user, metric, amount, reason, None)
+            .await
+    }
+
+    pub(crate) async fn grant_credits_audited(
+        &self,
+        user: &UserId,
+        metric: &str,
+        amount: i64,
+        reason: Option<&str>,
+        audit: Option<&super::audit::Draft<'_>>,
+    ) -> Result<i64> {
         if amount == 0 {
             return Err(Error::validation(
                 "amount",
@@ -1196,6 +1208,16 @@ impl Engine {
             },
         )
         .await?;
+        if let Some(a) = audit {
+            let before = serde_json::json!({ "metric": metric, "balance": balance - amount });
+            a.write(
+                &mut tx,
+                before,
+                serde_json::json!({ "metric": metric, "balance": balance }),
+                ms(now),
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.forget_credits(uid);
         Ok(balance)
@@ -1398,5 +1420,70 @@ fn per_of(q: Option<&Quota>) -> String {
             per.as_str().to_owned()
         }
         None => Per::Day.as_str().to_owned(),
+    }
+}
+
+impl Engine {
+    /// Resets a metric's usage for its current window (staff). Written as a `reset` usage
+    /// event so that counters stay derivable from events; returns how much was reset.
+    pub(crate) async fn reset_usage_audited(
+        &self,
+        user: &UserId,
+        metric: &str,
+        audit: &super::audit::Draft<'_>,
+    ) -> Result<i64> {
+        let r = self.resolve_subscription(user).await?;
+        let catalog = self.catalog().await?;
+        let now = self.now();
+        let Rule::Limit { window, .. } = rule_for(
+            &r.effective,
+            &catalog.catalog.metrics,
+            metric,
+            now,
+            r.billing,
+        )?
+        else {
+            return Err(Error::validation(
+                "metric",
+                "credits",
+                "credit metrics are changed with a credit grant, not a reset",
+            ));
+        };
+        let uid = user.as_str();
+        let start = ms(window.start);
+        let mut tx = self.db().begin().await?;
+        let used = usage::counter_in(&mut tx, uid, metric, start)
+            .await?
+            .unwrap_or(0);
+        if used > 0 {
+            usage::insert_event(
+                &mut tx,
+                &usage::NewEvent {
+                    id: &new_event_id(),
+                    user_id: uid,
+                    metric,
+                    kind: "reset",
+                    amount: -used,
+                    at: ms(now),
+                    period_start: start,
+                    request_id: None,
+                    idempotency_key: None,
+                    answer: None,
+                },
+            )
+            .await?;
+            usage::add_within(&mut tx, uid, metric, start, ms(window.end), -used, None).await?;
+        }
+        audit
+            .write(
+                &mut tx,
+                serde_json::json!({ "metric": metric, "used": used }),
+                serde_json::json!({ "metric": metric, "used": 0 }),
+                ms(now),
+            )
+            .await?;
+        tx.commit().await?;
+        self.forget_counters(uid);
+        Ok(used)
     }
 }

@@ -2,7 +2,9 @@
 //! and the desktop console are thin transports over these functions.
 
 pub mod accounts;
+pub mod admin;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod clock;
@@ -11,6 +13,7 @@ pub mod decisions;
 pub mod entitlements;
 pub mod metering;
 pub mod passwords;
+pub mod permissions;
 pub mod rate_limits;
 pub mod subscriptions;
 pub mod tokens;

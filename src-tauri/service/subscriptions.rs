@@ -268,6 +268,16 @@ impl Engine {
         plan_id: &str,
         when: Effective,
     ) -> Result<SubscriptionView> {
+        self.change_plan_audited(user, plan_id, when, None).await
+    }
+
+    pub(crate) async fn change_plan_audited(
+        &self,
+        user: &UserId,
+        plan_id: &str,
+        when: Effective,
+        audit: Option<&super::audit::Draft<'_>>,
+    ) -> Result<SubscriptionView> {
         let catalog = self.catalog().await?;
         let target = catalog
             .plan(plan_id)
@@ -300,6 +310,12 @@ impl Engine {
                 now,
             )
             .await?;
+        }
+        if let Some(a) = audit {
+            let before_json =
+                serde_json::json!({ "plan": before.bought.label(), "status": before.row.status });
+            let after_json = serde_json::json!({ "plan": target.label(), "effective": when });
+            a.write(&mut tx, before_json, after_json, ms(now)).await?;
         }
         tx.commit().await?;
         self.forget_subscription(user.as_str());

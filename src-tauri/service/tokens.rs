@@ -16,6 +16,9 @@ pub struct Claims {
     /// Set on tokens a staff member obtained to act as this user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impersonated_by: Option<String>,
+    /// Whether an impersonation token may change things (the permission table decides).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub impersonation_can_write: bool,
 }
 
 impl Engine {
@@ -35,6 +38,34 @@ impl Engine {
             iat: now,
             exp: now + ttl_secs,
             impersonated_by: impersonated_by.map(|u| u.to_string()),
+            impersonation_can_write: false,
+        };
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.keys().jwt),
+        )
+        .map_err(|e| Error::Internal(e.into()))
+    }
+
+    pub(crate) fn sign_impersonation_token(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        role: Role,
+        ttl_secs: i64,
+        staff: &UserId,
+        can_write: bool,
+    ) -> Result<String, Error> {
+        let now = self.now().timestamp();
+        let claims = Claims {
+            sub: user.to_string(),
+            sid: session.to_string(),
+            role,
+            iat: now,
+            exp: now + ttl_secs,
+            impersonated_by: Some(staff.to_string()),
+            impersonation_can_write: can_write,
         };
         encode(
             &Header::new(Algorithm::HS256),

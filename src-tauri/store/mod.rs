@@ -5,6 +5,7 @@
 //! On SQLite writes go through a single connection so that transactions never fail with
 //! `SQLITE_BUSY`; reads use a pool. On PostgreSQL both are the same pool.
 
+pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod catalogs;

@@ -1,0 +1,459 @@
+//! `/v1/admin/*`: the back office over HTTP. Every handler turns the caller into an
+//! [`Actor`] and calls the one back-office service, which checks the permission table.
+
+use super::auth::Caller;
+use super::client_ip::ClientIp;
+use super::docs::ErrorBody;
+use super::error::ApiError;
+use super::json::{ApiJson, ApiJsonOrEmpty};
+use super::AppState;
+use crate::domain::{KeyId, Role, Scope, SessionId, User, UserId};
+use crate::service::admin::{
+    Actor, Explanation, Fix, Impersonation, Stats, UserDetail, UserPage, UserQuery,
+};
+use crate::service::audit::{AuditEntry, AuditFilter};
+use crate::service::subscriptions::{Effective, SubscriptionView};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(user_detail, delete_user))
+        .routes(routes!(suspend))
+        .routes(routes!(reactivate))
+        .routes(routes!(change_plan))
+        .routes(routes!(grant_credits))
+        .routes(routes!(reset_usage))
+        .routes(routes!(clear_limits))
+        .routes(routes!(revoke_sessions))
+        .routes(routes!(revoke_keys))
+        .routes(routes!(impersonate))
+        .routes(routes!(explain))
+        .routes(routes!(apply_fix))
+        .routes(routes!(stats))
+        .routes(routes!(audit))
+        .routes(routes!(list_staff, set_staff))
+}
+
+/// The caller as a staff actor; reads need `read`, changes `write` on API keys.
+fn actor(state: &AppState, caller: &Caller, ip: ClientIp, write: bool) -> Result<Actor, ApiError> {
+    let p = caller.require(if write { Scope::Write } else { Scope::Read })?;
+    Ok(state.engine.actor(p, &ip.0.to_string())?)
+}
+
+fn user_id(id: &str) -> Result<UserId, ApiError> {
+    Ok(UserId::parse(id)?)
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct Reason {
+    /// Why: kept in the audit log (required for suspend, delete, plan override, credit grant,
+    /// impersonation).
+    reason: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams, Default)]
+pub struct ReasonQuery {
+    reason: Option<String>,
+}
+
+/// Search and page through users.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])), params(UserQuery),
+    responses((status = 200, body = UserPage), (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    q: Result<Query<UserQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<UserPage>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    let Query(q) = q.map_err(|e| {
+        ApiError::from(crate::Error::validation("query", "invalid", &e.body_text()))
+    })?;
+    Ok(Json(state.engine.admin_list_users(&a, &q).await?))
+}
+
+/// Everything about one user.
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = UserDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn user_detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<Json<UserDetail>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    Ok(Json(
+        state.engine.admin_user_detail(&a, &user_id(&id)?).await?,
+    ))
+}
+
+/// Soft-delete a user (reason required, as `?reason=`).
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path), ReasonQuery),
+    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    Query(q): Query<ReasonQuery>,
+) -> Result<StatusCode, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    state
+        .engine
+        .admin_delete_user(&a, &user_id(&id)?, q.reason.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Suspend: the user's tokens and keys stop working on their next request.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/suspend", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn suspend(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJsonOrEmpty(b): ApiJsonOrEmpty<Reason>,
+) -> Result<Json<User>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    Ok(Json(
+        state
+            .engine
+            .admin_suspend(&a, &user_id(&id)?, b.reason.as_deref())
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/admin/users/{id}/reactivate", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn reactivate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJsonOrEmpty(b): ApiJsonOrEmpty<Reason>,
+) -> Result<Json<User>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    Ok(Json(
+        state
+            .engine
+            .admin_reactivate(&a, &user_id(&id)?, b.reason.as_deref())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PlanChange {
+    plan: String,
+    /// `now` (default) or `period_end`.
+    effective: Option<Effective>,
+    reason: Option<String>,
+}
+
+/// Override the plan without Stripe, now or at the end of the period.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/plan", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlanChange,
+    responses((status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn change_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<PlanChange>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    let when = b.effective.unwrap_or(Effective::Now);
+    Ok(Json(
+        state
+            .engine
+            .admin_change_plan(&a, &user_id(&id)?, &b.plan, when, b.reason.as_deref())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreditGrant {
+    metric: String,
+    /// Positive grants, negative takes back.
+    amount: i64,
+    reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Balance {
+    metric: String,
+    balance: i64,
+}
+
+/// Grant or take back credits.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/credits", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = CreditGrant,
+    responses((status = 200, body = Balance), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn grant_credits(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<CreditGrant>,
+) -> Result<Json<Balance>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    let balance = state
+        .engine
+        .admin_grant_credits(&a, &user_id(&id)?, &b.metric, b.amount, b.reason.as_deref())
+        .await?;
+    Ok(Json(Balance {
+        metric: b.metric,
+        balance,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UsageReset {
+    metric: String,
+    reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Done {
+    /// How many things the action touched (units reset, sessions revoked, windows cleared…).
+    affected: i64,
+}
+
+/// Reset a metric's usage for the current window.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/usage/reset", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = UsageReset,
+    responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn reset_usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UsageReset>,
+) -> Result<Json<Done>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    let n = state
+        .engine
+        .admin_reset_usage(&a, &user_id(&id)?, &b.metric, b.reason.as_deref())
+        .await?;
+    Ok(Json(Done { affected: n }))
+}
+
+/// Forget the user's rate-limit windows.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/limits/clear", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
+    responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn clear_limits(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJsonOrEmpty(b): ApiJsonOrEmpty<Reason>,
+) -> Result<Json<Done>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    let n = state
+        .engine
+        .admin_clear_limits(&a, &user_id(&id)?, b.reason.as_deref())
+        .await?;
+    Ok(Json(Done { affected: n as i64 }))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct SessionRevoke {
+    /// One session; all when left out.
+    session_id: Option<String>,
+    reason: Option<String>,
+}
+
+/// Revoke one or all of the user's sessions.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/sessions/revoke", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = SessionRevoke,
+    responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn revoke_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJsonOrEmpty(b): ApiJsonOrEmpty<SessionRevoke>,
+) -> Result<Json<Done>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    let session = b.session_id.as_deref().map(SessionId::parse).transpose()?;
+    let n = state
+        .engine
+        .admin_revoke_sessions(&a, &user_id(&id)?, session.as_ref(), b.reason.as_deref())
+        .await?;
+    Ok(Json(Done { affected: n as i64 }))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct KeyRevoke {
+    /// One key; all when left out.
+    key_id: Option<String>,
+    reason: Option<String>,
+}
+
+/// Revoke one or all of the user's API keys.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/keys/revoke", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = KeyRevoke,
+    responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn revoke_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJsonOrEmpty(b): ApiJsonOrEmpty<KeyRevoke>,
+) -> Result<Json<Done>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    let key = b.key_id.as_deref().map(KeyId::parse).transpose()?;
+    let n = state
+        .engine
+        .admin_revoke_keys(&a, &user_id(&id)?, key.as_ref(), b.reason.as_deref())
+        .await?;
+    Ok(Json(Done { affected: n as i64 }))
+}
+
+/// A ten-minute token acting as the user (read-only unless the permission table allows).
+#[utoipa::path(post, path = "/v1/admin/users/{id}/impersonate", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
+    responses((status = 200, body = Impersonation), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn impersonate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJsonOrEmpty(b): ApiJsonOrEmpty<Reason>,
+) -> Result<Json<Impersonation>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    Ok(Json(
+        state
+            .engine
+            .admin_impersonate(&a, &user_id(&id)?, b.reason.as_deref())
+            .await?,
+    ))
+}
+
+/// Why a request was refused, in plain words, with the fixes support may apply.
+#[utoipa::path(get, path = "/v1/admin/decisions/{request_id}", tag = "admin", security(("bearer" = [])), params(("request_id" = String, Path)),
+    responses((status = 200, body = Explanation), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn explain(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(request_id): Path<String>,
+) -> Result<Json<Explanation>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    Ok(Json(state.engine.admin_explain(&a, &request_id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ApplyFix {
+    fix: Fix,
+    reason: Option<String>,
+}
+
+/// Apply one of the fixes an explanation offers.
+#[utoipa::path(post, path = "/v1/admin/decisions/{request_id}/fix", tag = "admin", security(("bearer" = [])), params(("request_id" = String, Path)), request_body = ApplyFix,
+    responses((status = 204, description = "applied"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn apply_fix(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Path(request_id): Path<String>,
+    ApiJson(b): ApiJson<ApplyFix>,
+) -> Result<StatusCode, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    state
+        .engine
+        .admin_apply_fix(&a, &request_id, b.fix, b.reason.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct StatsQuery {
+    /// Days of daily series; 30 by default.
+    days: Option<i64>,
+}
+
+/// Users by status and plan, signups and active users per day.
+#[utoipa::path(get, path = "/v1/admin/stats", tag = "admin", security(("bearer" = [])), params(StatsQuery),
+    responses((status = 200, body = Stats), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Query(q): Query<StatsQuery>,
+) -> Result<Json<Stats>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    Ok(Json(
+        state.engine.admin_stats(&a, q.days.unwrap_or(30)).await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct AuditQuery {
+    actor: Option<String>,
+    target: Option<String>,
+    action: Option<String>,
+    since: Option<DateTime<Utc>>,
+    /// 1 to 1000; 100 by default.
+    limit: Option<i64>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    let f = AuditFilter {
+        actor: q.actor,
+        target: q.target,
+        action: q.action,
+        since: q.since,
+        limit: q.limit,
+    };
+    Ok(Json(state.engine.admin_audit(&a, &f).await?))
+}
+
+/// Staff accounts.
+#[utoipa::path(get, path = "/v1/admin/staff", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<User>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn list_staff(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+) -> Result<Json<Vec<User>>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    Ok(Json(state.engine.admin_list_staff(&a).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct StaffRole {
+    email: String,
+    /// `support`, `finance`, `admin`, or `user` to take staff rights away.
+    role: Role,
+    reason: Option<String>,
+}
+
+/// Give an existing account a role.
+#[utoipa::path(post, path = "/v1/admin/staff", tag = "admin", security(("bearer" = [])), request_body = StaffRole,
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn set_staff(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    ApiJson(b): ApiJson<StaffRole>,
+) -> Result<Json<User>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    Ok(Json(
+        state
+            .engine
+            .admin_set_role(&a, &b.email, b.role, b.reason.as_deref())
+            .await?,
+    ))
+}

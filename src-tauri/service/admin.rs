@@ -1,0 +1,902 @@
+//! The back office: one module used by the admin HTTP API, the CLI and the desktop console.
+//! Every function checks the permission table for the acting staff member and writes an audit
+//! event in the same transaction as the change it makes.
+
+use super::api_keys::ApiKeyInfo;
+use super::audit::{AuditEntry, AuditFilter, Draft};
+use super::permissions::{allows, Action};
+use super::subscriptions::{Effective, SubscriptionView};
+use super::Engine;
+use crate::domain::{KeyId, Role, SessionId, User, UserId, UserStatus};
+use crate::error::{Error, Result};
+use crate::store::{self, at, ms};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A staff member acting in the back office, and from where.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: User,
+    /// Client IP, or `desktop` / `cli`.
+    pub via: String,
+}
+
+impl Actor {
+    /// The operator at a terminal, acting with admin rights (`tollgate users …`).
+    pub fn cli(engine_user: User) -> Actor {
+        Actor {
+            user: engine_user,
+            via: "cli".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserSort {
+    #[default]
+    CreatedDesc,
+    CreatedAsc,
+    EmailAsc,
+}
+
+/// Filters and page of `GET /v1/admin/users`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct UserQuery {
+    /// Email search: a prefix (`ada@`) or any part of it (3 characters or more).
+    pub q: Option<String>,
+    pub plan: Option<String>,
+    pub status: Option<UserStatus>,
+    pub role: Option<Role>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub sort: Option<UserSort>,
+    /// 1 to 200; 50 by default.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub plan: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct UserPage {
+    pub users: Vec<UserRow>,
+    /// Users matching the filters, counted up to [`COUNT_CAP`].
+    pub total: i64,
+    /// True when there are more than `total` matches.
+    pub total_capped: bool,
+    pub next_cursor: Option<String>,
+}
+
+/// Counting stops here so that a page answers fast at any scale.
+pub const COUNT_CAP: i64 = 100_000;
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct UserDetail {
+    pub user: User,
+    pub subscription: SubscriptionView,
+    pub usage: super::metering::UsageSummary,
+    pub sessions: Vec<super::accounts::SessionInfo>,
+    pub keys: Vec<ApiKeyInfo>,
+    pub recent_usage: Vec<UsageEventView>,
+    pub audit: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct UsageEventView {
+    pub id: String,
+    pub metric: String,
+    pub kind: String,
+    pub amount: i64,
+    pub at: DateTime<Utc>,
+    pub request_id: Option<String>,
+    pub released: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Impersonation {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    /// False: the token may only read.
+    pub can_write: bool,
+}
+
+/// A refusal explained in plain words, with the fixes support may apply.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Explanation {
+    pub decision: super::decisions::Decision,
+    pub summary: Vec<String>,
+    pub fixes: Vec<Fix>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Fix {
+    /// Reset the metric's usage for the current window.
+    QuotaBoost,
+    /// Forget the user's rate-limit windows.
+    ClearLimit,
+    /// Give a past-due subscription more days before limits drop to free.
+    GracePeriod,
+    /// Reactivate a suspended account.
+    Reactivate,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Stats {
+    pub users_total: i64,
+    pub users_active: i64,
+    pub users_suspended: i64,
+    pub users_deleted: i64,
+    pub users_per_plan: Vec<Count>,
+    pub signups_per_day: Vec<DayCount>,
+    pub active_users_per_day: Vec<DayCount>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Count {
+    pub name: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct DayCount {
+    pub date: chrono::NaiveDate,
+    pub count: i64,
+}
+
+fn cursor_encode(key: &str, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{key}\n{id}"))
+}
+
+fn cursor_decode(c: &str) -> Result<(String, String)> {
+    let bad = || Error::validation("cursor", "invalid", "cursor is not one this API gave out");
+    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let s = String::from_utf8(raw).map_err(|_| bad())?;
+    let (k, id) = s.split_once('\n').ok_or_else(bad)?;
+    Ok((k.to_owned(), id.to_owned()))
+}
+
+impl Engine {
+    /// The permission check every back-office function starts with.
+    pub fn authorize(&self, actor: &Actor, action: Action) -> Result<()> {
+        if actor.user.status != UserStatus::Active || !allows(actor.user.role, action) {
+            return Err(Error::Forbidden);
+        }
+        Ok(())
+    }
+
+    fn draft<'a>(
+        &self,
+        actor: &'a Actor,
+        action: &'a str,
+        target: &'a str,
+        reason: Option<&'a str>,
+    ) -> Draft<'a> {
+        Draft {
+            actor: actor.user.id.as_str(),
+            action,
+            target,
+            reason,
+            via: Some(&actor.via),
+        }
+    }
+
+    /// Search and page through users.
+    pub async fn admin_list_users(&self, actor: &Actor, q: &UserQuery) -> Result<UserPage> {
+        self.authorize(actor, Action::ListUsers)?;
+        let limit = q.limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(Error::validation(
+                "limit",
+                "out_of_range",
+                "limit must be between 1 and 200",
+            ));
+        }
+        let sort = q.sort.unwrap_or_default();
+        let mut filters: Vec<String> = Vec::new();
+        let mut binds: Vec<store::admin::Bind> = Vec::new();
+        let param = |b: store::admin::Bind, binds: &mut Vec<store::admin::Bind>| {
+            binds.push(b);
+            format!("${}", binds.len())
+        };
+        if let Some(text) =
+            q.q.as_deref()
+                .map(|t| t.trim().to_lowercase())
+                .filter(|t| !t.is_empty())
+        {
+            if text.len() > 254 {
+                return Err(Error::validation(
+                    "q",
+                    "too_long",
+                    "search text is longer than an email",
+                ));
+            }
+            let prefix_like = text.contains('@') || text.chars().count() < 3;
+            if prefix_like {
+                // Prefix by range on the email index: `ada@` matches `ada@…`.
+                let lo = param(store::admin::Bind::Text(text.clone()), &mut binds);
+                let hi = param(
+                    store::admin::Bind::Text(format!("{text}\u{10FFFF}")),
+                    &mut binds,
+                );
+                filters.push(format!("(u.email >= {lo} AND u.email < {hi})"));
+            } else {
+                let escaped = text
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                let p = param(store::admin::Bind::Text(format!("%{escaped}%")), &mut binds);
+                filters.push(store::admin::substring_filter(self.db().kind(), &p));
+            }
+        }
+        if let Some(plan) = &q.plan {
+            let p = param(store::admin::Bind::Text(plan.clone()), &mut binds);
+            filters.push(format!("pv.plan_id = {p}"));
+        }
+        if let Some(status) = q.status {
+            let p = param(store::admin::Bind::Text(status.as_str().into()), &mut binds);
+            filters.push(format!("u.status = {p}"));
+        }
+        if let Some(role) = q.role {
+            let p = param(store::admin::Bind::Text(role.as_str().into()), &mut binds);
+            filters.push(format!("u.role = {p}"));
+        }
+        if let Some(t) = q.created_after {
+            let p = param(store::admin::Bind::Int(ms(t)), &mut binds);
+            filters.push(format!("u.created_at >= {p}"));
+        }
+        if let Some(t) = q.created_before {
+            let p = param(store::admin::Bind::Int(ms(t)), &mut binds);
+            filters.push(format!("u.created_at < {p}"));
+        }
+        let count_filters = filters.clone();
+        let count_binds = binds.clone();
+        if let Some(c) = &q.cursor {
+            let (key, id) = cursor_decode(c)?;
+            let idp = param(store::admin::Bind::Text(id), &mut binds);
+            let cond = match sort {
+                UserSort::CreatedDesc | UserSort::CreatedAsc => {
+                    let k: i64 = key.parse().map_err(|_| {
+                        Error::validation("cursor", "invalid", "cursor does not fit this sort")
+                    })?;
+                    let kp = param(store::admin::Bind::Int(k), &mut binds);
+                    let op = if sort == UserSort::CreatedDesc {
+                        "<"
+                    } else {
+                        ">"
+                    };
+                    format!("(u.created_at {op} {kp} OR (u.created_at = {kp} AND u.id {op} {idp}))")
+                }
+                UserSort::EmailAsc => {
+                    let kp = param(store::admin::Bind::Text(key), &mut binds);
+                    format!("(u.email > {kp} OR (u.email = {kp} AND u.id > {idp}))")
+                }
+            };
+            filters.push(cond);
+        }
+        let order = match sort {
+            UserSort::CreatedDesc => "u.created_at DESC, u.id DESC",
+            UserSort::CreatedAsc => "u.created_at ASC, u.id ASC",
+            UserSort::EmailAsc => "u.email ASC, u.id ASC",
+        };
+        let rows =
+            store::admin::list_users(self.db().read(), &filters, &binds, order, limit + 1).await?;
+        let has_more = rows.len() as i64 > limit;
+        let mut users: Vec<UserRow> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|r| UserRow {
+                id: r.id,
+                email: r.email,
+                full_name: r.full_name,
+                role: r.role,
+                status: r.status,
+                plan: format!("{}@{}", r.plan_id, r.plan_version),
+                created_at: at(r.created_at),
+            })
+            .collect();
+        let next_cursor = if has_more {
+            users.last().map(|u| match sort {
+                UserSort::EmailAsc => cursor_encode(&u.email, &u.id),
+                _ => cursor_encode(&ms(u.created_at).to_string(), &u.id),
+            })
+        } else {
+            None
+        };
+        let total = store::admin::count_users(
+            self.db().read(),
+            &count_filters,
+            &count_binds,
+            COUNT_CAP + 1,
+        )
+        .await?;
+        users.shrink_to_fit();
+        Ok(UserPage {
+            users,
+            total: total.min(COUNT_CAP),
+            total_capped: total > COUNT_CAP,
+            next_cursor,
+        })
+    }
+
+    /// Everything support needs to know about one user.
+    pub async fn admin_user_detail(&self, actor: &Actor, id: &UserId) -> Result<UserDetail> {
+        self.authorize(actor, Action::ViewUser)?;
+        let user = self.user(id).await?;
+        let recent = store::usage::recent_events(self.db().read(), id.as_str(), 50).await?;
+        Ok(UserDetail {
+            subscription: self.subscription(id).await?,
+            usage: self.usage_summary(id).await?,
+            sessions: self.list_sessions(id, None).await?,
+            keys: self.list_api_keys(id).await?,
+            recent_usage: recent
+                .into_iter()
+                .map(|e| UsageEventView {
+                    id: e.id,
+                    metric: e.metric,
+                    kind: e.kind,
+                    amount: e.amount,
+                    at: at(e.at),
+                    request_id: e.request_id,
+                    released: e.released != 0,
+                })
+                .collect(),
+            audit: self
+                .audit_log(&AuditFilter {
+                    target: Some(id.to_string()),
+                    limit: Some(50),
+                    ..Default::default()
+                })
+                .await?,
+            user,
+        })
+    }
+
+    fn require_reason<'a>(reason: Option<&'a str>) -> Result<&'a str> {
+        match reason.map(str::trim) {
+            Some(r) if !r.is_empty() && r.chars().count() <= 500 => Ok(r),
+            _ => Err(Error::validation(
+                "reason",
+                "required",
+                "give a reason (1 to 500 characters); it goes to the audit log",
+            )),
+        }
+    }
+
+    pub async fn admin_suspend(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        reason: Option<&str>,
+    ) -> Result<User> {
+        self.authorize(actor, Action::SuspendUser)?;
+        let reason = Self::require_reason(reason)?;
+        if &actor.user.id == id {
+            return Err(Error::validation(
+                "id",
+                "self",
+                "you cannot suspend yourself",
+            ));
+        }
+        let target = id.to_string();
+        let user = self
+            .set_user_status_audited(
+                id,
+                UserStatus::Suspended,
+                Some(&self.draft(actor, "user.suspend", &target, Some(reason))),
+            )
+            .await?;
+        self.clear_rate_limits(id);
+        Ok(user)
+    }
+
+    pub async fn admin_reactivate(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        reason: Option<&str>,
+    ) -> Result<User> {
+        self.authorize(actor, Action::ReactivateUser)?;
+        let current = self.user(id).await?;
+        if current.status == UserStatus::Deleted {
+            return Err(Error::Conflict(
+                "a deleted account cannot be reactivated".into(),
+            ));
+        }
+        let target = id.to_string();
+        self.set_user_status_audited(
+            id,
+            UserStatus::Active,
+            Some(&self.draft(actor, "user.reactivate", &target, reason)),
+        )
+        .await
+    }
+
+    /// A plan override without Stripe, now or at the end of the period.
+    pub async fn admin_change_plan(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        plan: &str,
+        when: Effective,
+        reason: Option<&str>,
+    ) -> Result<SubscriptionView> {
+        self.authorize(actor, Action::ChangePlan)?;
+        let reason = Self::require_reason(reason)?;
+        let target = id.to_string();
+        self.change_plan_audited(
+            id,
+            plan,
+            when,
+            Some(&self.draft(actor, "user.plan", &target, Some(reason))),
+        )
+        .await
+    }
+
+    /// Grants (positive) or takes back (negative) credits.
+    pub async fn admin_grant_credits(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        metric: &str,
+        amount: i64,
+        reason: Option<&str>,
+    ) -> Result<i64> {
+        self.authorize(actor, Action::GrantCredits)?;
+        let reason = Self::require_reason(reason)?;
+        let target = id.to_string();
+        self.grant_credits_audited(
+            id,
+            metric,
+            amount,
+            Some(reason),
+            Some(&self.draft(actor, "user.credits", &target, Some(reason))),
+        )
+        .await
+    }
+
+    /// Resets a metric's usage for the current window (a `reset` usage event keeps the
+    /// counter derivable from the events).
+    pub async fn admin_reset_usage(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        metric: &str,
+        reason: Option<&str>,
+    ) -> Result<i64> {
+        self.authorize(actor, Action::ResetUsage)?;
+        let target = id.to_string();
+        let draft = self.draft(actor, "user.usage_reset", &target, reason);
+        self.reset_usage_audited(id, metric, &draft).await
+    }
+
+    pub async fn admin_clear_limits(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        reason: Option<&str>,
+    ) -> Result<usize> {
+        self.authorize(actor, Action::ClearLimits)?;
+        self.user(id).await?;
+        let cleared = self.clear_rate_limits(id);
+        let target = id.to_string();
+        let mut tx = self.db().begin().await?;
+        self.draft(actor, "user.limits_clear", &target, reason)
+            .write(
+                &mut tx,
+                serde_json::json!({ "windows": cleared }),
+                serde_json::json!({ "windows": 0 }),
+                self.now_ms(),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(cleared)
+    }
+
+    /// Revokes one session, or all of them.
+    pub async fn admin_revoke_sessions(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        session: Option<&SessionId>,
+        reason: Option<&str>,
+    ) -> Result<u64> {
+        self.authorize(actor, Action::RevokeSessions)?;
+        self.user(id).await?;
+        let now = self.now_ms();
+        let target = id.to_string();
+        let mut tx = self.db().begin().await?;
+        let n = match session {
+            Some(s) => u64::from(
+                store::sessions::revoke(&mut tx, id, s.as_str(), "revoked_by_staff", now).await?,
+            ),
+            None => store::sessions::revoke_all(&mut tx, id, None, "revoked_by_staff", now).await?,
+        };
+        let after = serde_json::json!({ "revoked": n, "session": session.map(|s| s.to_string()) });
+        self.draft(actor, "user.sessions_revoke", &target, reason)
+            .write(&mut tx, serde_json::json!({}), after, now)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Revokes one API key, or all of them.
+    pub async fn admin_revoke_keys(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        key: Option<&KeyId>,
+        reason: Option<&str>,
+    ) -> Result<u64> {
+        self.authorize(actor, Action::RevokeKeys)?;
+        self.user(id).await?;
+        let now = self.now_ms();
+        let target = id.to_string();
+        let mut tx = self.db().begin().await?;
+        let n = match key {
+            Some(k) => u64::from(store::api_keys::revoke(&mut tx, id, k, now).await?),
+            None => store::api_keys::revoke_all(&mut tx, id, now).await?,
+        };
+        let after = serde_json::json!({ "revoked": n, "key": key.map(|k| k.to_string()) });
+        self.draft(actor, "user.keys_revoke", &target, reason)
+            .write(&mut tx, serde_json::json!({}), after, now)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn admin_delete_user(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        self.authorize(actor, Action::DeleteUser)?;
+        let reason = Self::require_reason(reason)?;
+        if &actor.user.id == id {
+            return Err(Error::validation(
+                "id",
+                "self",
+                "you cannot delete yourself",
+            ));
+        }
+        let target = id.to_string();
+        self.delete_account_audited(
+            id,
+            Some(&self.draft(actor, "user.delete", &target, Some(reason))),
+        )
+        .await
+    }
+
+    /// A short-lived token acting as the user; its claims carry `impersonated_by`. Read-only
+    /// unless the permission table lets the actor impersonate with writes.
+    pub async fn admin_impersonate(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        reason: Option<&str>,
+    ) -> Result<Impersonation> {
+        self.authorize(actor, Action::Impersonate)?;
+        let reason = Self::require_reason(reason)?;
+        let user = self.user(id).await?;
+        if user.status != UserStatus::Active {
+            return Err(Error::Conflict(format!(
+                "the account is {}",
+                user.status.as_str()
+            )));
+        }
+        if user.role.is_staff() && actor.user.role != Role::Admin {
+            return Err(Error::Forbidden);
+        }
+        let can_write = allows(actor.user.role, Action::ImpersonateWithWrites);
+        let ttl = IMPERSONATION_TTL_SECS;
+        let session = SessionId::new();
+        let now = self.now_ms();
+        let target = id.to_string();
+        let mut tx = self.db().begin().await?;
+        store::sessions::insert(
+            &mut tx,
+            store::sessions::NewSession {
+                id: &session,
+                user_id: id,
+                user_agent: Some(&format!("impersonation by {}", actor.user.email)),
+                ip: Some(&actor.via),
+                now_ms: now,
+                expires_ms: now + ttl * 1000,
+            },
+        )
+        .await?;
+        let after = serde_json::json!({ "session": session.to_string(), "expires_in": ttl, "can_write": can_write });
+        self.draft(actor, "user.impersonate", &target, Some(reason))
+            .write(&mut tx, serde_json::json!({}), after, now)
+            .await?;
+        tx.commit().await?;
+        let token =
+            self.sign_impersonation_token(id, &session, user.role, ttl, &actor.user.id, can_write)?;
+        Ok(Impersonation {
+            access_token: token,
+            token_type: "bearer",
+            expires_in: ttl,
+            can_write,
+        })
+    }
+
+    /// Explains a refusal a customer quotes by request id.
+    pub async fn admin_explain(&self, actor: &Actor, request_id: &str) -> Result<Explanation> {
+        self.authorize(actor, Action::ExplainDecision)?;
+        let decision = self.decision(request_id).await?;
+        let f = &decision.facts;
+        let d = &f["details"];
+        let mut summary = Vec::new();
+        let who = match (f["user_id"].as_str(), f["key_prefix"].as_str()) {
+            (Some(u), Some(k)) => format!("user {u} with API key {k}…"),
+            (Some(u), None) => format!("user {u} with a session token"),
+            (None, Some(k)) => format!("an unknown caller presenting {k}…"),
+            (None, None) => "an unauthenticated caller".into(),
+        };
+        summary.push(format!(
+            "At {} {} called {} and was refused with {} ({}).",
+            decision.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            who,
+            decision.route.as_deref().unwrap_or("?"),
+            decision.status,
+            decision.code
+        ));
+        if let Some(p) = f["plan_version"].as_str() {
+            summary.push(format!(
+                "Their plan was {p}, subscription {}.",
+                f["subscription_status"].as_str().unwrap_or("unknown")
+            ));
+        }
+        let mut fixes = Vec::new();
+        match decision.code.as_str() {
+            "quota_exceeded" => {
+                summary.push(format!(
+                    "They had used {} of {} `{}` in the window ending {}; the request asked for {} more.",
+                    d["used"], d["limit"], d["metric"].as_str().unwrap_or("?"), d["resets_at"].as_str().unwrap_or("?"), d["requested"]
+                ));
+                if let Some(u) = d["upgrade_to"].as_str() {
+                    summary.push(format!("The `{u}` plan would allow more."));
+                }
+                fixes.push(Fix::QuotaBoost);
+            }
+            "insufficient_credits" => {
+                summary.push(format!(
+                    "They needed {} credits of `{}` and had {}; credits renew at {}.",
+                    d["needed"],
+                    d["metric"].as_str().unwrap_or("?"),
+                    d["balance"],
+                    d["renews_at"].as_str().unwrap_or("?")
+                ));
+            }
+            "rate_limited" => {
+                summary.push(format!(
+                    "They had made {} requests in the {}-second `{}` window; it resets at {}.",
+                    d["limit"],
+                    d["window_s"],
+                    d["scope"].as_str().unwrap_or("?"),
+                    d["resets_at"].as_str().unwrap_or("?")
+                ));
+                fixes.push(Fix::ClearLimit);
+            }
+            "feature_not_in_plan" => summary.push(format!(
+                "Their plan does not include `{}`; `{}` does.",
+                d["feature"].as_str().unwrap_or("?"),
+                d["upgrade_to"].as_str().unwrap_or("no plan")
+            )),
+            "account_suspended" => {
+                summary.push("The account was suspended.".into());
+                fixes.push(Fix::Reactivate);
+            }
+            other => summary.push(format!("The credentials were refused: {other}.")),
+        }
+        if f["subscription_status"].as_str() == Some("past_due") {
+            fixes.push(Fix::GracePeriod);
+        }
+        Ok(Explanation {
+            decision,
+            summary,
+            fixes,
+        })
+    }
+
+    /// Applies one of the fixes an explanation offers (audited).
+    pub async fn admin_apply_fix(
+        &self,
+        actor: &Actor,
+        request_id: &str,
+        fix: Fix,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let e = self.admin_explain(actor, request_id).await?;
+        if !e.fixes.contains(&fix) {
+            return Err(Error::validation(
+                "fix",
+                "not_offered",
+                "this fix does not apply to that refusal",
+            ));
+        }
+        let user = e
+            .decision
+            .user_id
+            .as_deref()
+            .ok_or(Error::NotFound("user"))?;
+        let id = UserId::parse(user)?;
+        match fix {
+            Fix::QuotaBoost => {
+                let metric = e.decision.facts["details"]["metric"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                self.admin_reset_usage(actor, &id, &metric, reason)
+                    .await
+                    .map(|_| ())
+            }
+            Fix::ClearLimit => self
+                .admin_clear_limits(actor, &id, reason)
+                .await
+                .map(|_| ()),
+            Fix::Reactivate => self.admin_reactivate(actor, &id, reason).await.map(|_| ()),
+            Fix::GracePeriod => self.admin_extend_grace(actor, &id, 7, reason).await,
+        }
+    }
+
+    /// Gives a past-due subscription `days` more before its limits drop to free.
+    pub async fn admin_extend_grace(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        days: i64,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        self.authorize(actor, Action::ChangePlan)?;
+        let reason = Self::require_reason(reason)?;
+        let r = self.resolve_subscription(id).await?;
+        let mut row = r.row.clone();
+        let now = self.now_ms();
+        let before = row.grace_until;
+        row.grace_until = Some(row.grace_until.unwrap_or(now).max(now) + days * 86_400_000);
+        row.updated_at = now;
+        let target = id.to_string();
+        let mut tx = self.db().begin().await?;
+        store::subscriptions::update(&mut tx, &row).await?;
+        self.draft(actor, "user.grace", &target, Some(reason))
+            .write(
+                &mut tx,
+                serde_json::json!({ "grace_until": before }),
+                serde_json::json!({ "grace_until": row.grace_until }),
+                now,
+            )
+            .await?;
+        tx.commit().await?;
+        self.forget_subscription(id.as_str());
+        Ok(())
+    }
+
+    pub async fn admin_stats(&self, actor: &Actor, days: i64) -> Result<Stats> {
+        self.authorize(actor, Action::ViewStats)?;
+        if !(1..=366).contains(&days) {
+            return Err(Error::validation(
+                "days",
+                "out_of_range",
+                "days must be between 1 and 366",
+            ));
+        }
+        let since = ms(self.now()) - days * 86_400_000;
+        let pool = self.db().read();
+        let by_status = store::admin::users_by_status(pool).await?;
+        let get = |s: &str| {
+            by_status
+                .iter()
+                .find(|(k, _)| k == s)
+                .map(|(_, n)| *n)
+                .unwrap_or(0)
+        };
+        let day = |rows: Vec<(i64, i64)>| {
+            rows.into_iter()
+                .map(|(d, n)| DayCount {
+                    date: at(d).date_naive(),
+                    count: n,
+                })
+                .collect()
+        };
+        Ok(Stats {
+            users_total: by_status.iter().map(|(_, n)| n).sum(),
+            users_active: get("active"),
+            users_suspended: get("suspended"),
+            users_deleted: get("deleted"),
+            users_per_plan: store::admin::users_per_plan(pool)
+                .await?
+                .into_iter()
+                .map(|(name, count)| Count { name, count })
+                .collect(),
+            signups_per_day: day(store::admin::signups_per_day(pool, since).await?),
+            active_users_per_day: day(store::admin::active_users_per_day(pool, since).await?),
+        })
+    }
+
+    pub async fn admin_audit(&self, actor: &Actor, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        self.authorize(actor, Action::ViewAudit)?;
+        self.audit_log(f).await
+    }
+
+    pub async fn admin_list_staff(&self, actor: &Actor) -> Result<Vec<User>> {
+        self.authorize(actor, Action::ManageStaff)?;
+        Ok(store::admin::staff(self.db().read())
+            .await?
+            .into_iter()
+            .map(store::users::UserRow::into_user)
+            .collect())
+    }
+
+    /// Gives an account a role (including back to `user`), audited.
+    pub async fn admin_set_role(
+        &self,
+        actor: &Actor,
+        email: &str,
+        role: Role,
+        reason: Option<&str>,
+    ) -> Result<User> {
+        self.authorize(actor, Action::ManageStaff)?;
+        let email = crate::domain::Email::parse(email)?;
+        let row = store::users::find_live_by_email(self.db().read(), &email)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let before = row.role.clone();
+        let id = UserId::parse(&row.id)?;
+        if id == actor.user.id && role != Role::Admin {
+            return Err(Error::validation(
+                "role",
+                "self",
+                "you cannot take away your own admin role",
+            ));
+        }
+        let now = self.now_ms();
+        let target = id.to_string();
+        let mut tx = self.db().begin().await?;
+        store::users::set_role(&mut tx, &id, role, now).await?;
+        self.draft(actor, "staff.role", &target, reason)
+            .write(
+                &mut tx,
+                serde_json::json!({ "role": before }),
+                serde_json::json!({ "role": role }),
+                now,
+            )
+            .await?;
+        tx.commit().await?;
+        self.user(&id).await
+    }
+
+    /// The account behind a staff token or key, as an actor.
+    pub fn actor(&self, principal: &super::auth::Principal, via: &str) -> Result<Actor> {
+        if let super::auth::Credential::Session {
+            impersonated_by: Some(_),
+            ..
+        } = &principal.credential
+        {
+            // Staff powers never pass through an impersonation token.
+            return Err(Error::Forbidden);
+        }
+        Ok(Actor {
+            user: principal.user.clone(),
+            via: via.to_owned(),
+        })
+    }
+}
+
+/// Impersonation tokens live ten minutes.
+pub const IMPERSONATION_TTL_SECS: i64 = 600;

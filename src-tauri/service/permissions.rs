@@ -1,0 +1,87 @@
+//! Who may do what in the back office: one table, checked by every back-office function
+//! whichever transport (HTTP, CLI, desktop) called it.
+
+use crate::domain::Role;
+use serde::{Deserialize, Serialize};
+
+/// Every back-office action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    ListUsers,
+    ViewUser,
+    SuspendUser,
+    ReactivateUser,
+    ChangePlan,
+    GrantCredits,
+    ResetUsage,
+    ClearLimits,
+    RevokeSessions,
+    RevokeKeys,
+    DeleteUser,
+    Impersonate,
+    /// Impersonation tokens that may also change things (not only read).
+    ImpersonateWithWrites,
+    ExplainDecision,
+    ViewStats,
+    ViewRevenue,
+    ViewAudit,
+    ExportUsage,
+    ManageStaff,
+}
+
+impl Action {
+    pub const ALL: [Action; 19] = [
+        Action::ListUsers,
+        Action::ViewUser,
+        Action::SuspendUser,
+        Action::ReactivateUser,
+        Action::ChangePlan,
+        Action::GrantCredits,
+        Action::ResetUsage,
+        Action::ClearLimits,
+        Action::RevokeSessions,
+        Action::RevokeKeys,
+        Action::DeleteUser,
+        Action::Impersonate,
+        Action::ImpersonateWithWrites,
+        Action::ExplainDecision,
+        Action::ViewStats,
+        Action::ViewRevenue,
+        Action::ViewAudit,
+        Action::ExportUsage,
+        Action::ManageStaff,
+    ];
+}
+
+/// The permission table. Support fixes customers' problems; finance reads revenue, invoices,
+/// usage and users; admins may do everything. Nobody impersonates with writes but admins.
+pub fn allows(role: Role, action: Action) -> bool {
+    use Action::*;
+    match role {
+        Role::User => false,
+        Role::Admin => true,
+        Role::Support => matches!(
+            action,
+            ListUsers
+                | ViewUser
+                | SuspendUser
+                | ReactivateUser
+                | ChangePlan
+                | GrantCredits
+                | ResetUsage
+                | ClearLimits
+                | RevokeSessions
+                | RevokeKeys
+                | DeleteUser
+                | Impersonate
+                | ExplainDecision
+                | ViewStats
+                | ViewAudit
+        ),
+        Role::Finance => matches!(
+            action,
+            ListUsers | ViewUser | ViewStats | ViewRevenue | ExportUsage | ViewAudit
+        ),
+    }
+}

@@ -1,0 +1,151 @@
+//! Back-office queries over many users.
+
+use super::Kind;
+use sqlx::any::AnyArguments;
+use sqlx::query::QueryAs;
+use sqlx::{Any, AnyPool};
+
+/// A value bound to a dynamically built query.
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+fn bind_all<'q, O>(
+    mut q: QueryAs<'q, Any, O, AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> QueryAs<'q, Any, O, AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+/// `email LIKE pattern` through the engine's substring index.
+pub fn substring_filter(kind: Kind, param: &str) -> String {
+    match kind {
+        Kind::Sqlite => format!(
+            "u.id IN (SELECT user_id FROM users_email_search WHERE email LIKE {param} ESCAPE '\\')"
+        ),
+        Kind::Postgres => format!("u.email LIKE {param} ESCAPE '\\'"),
+    }
+}
+
+#[derive(sqlx::FromRow, Debug)]
+pub struct ListedUser {
+    pub id: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub plan_id: String,
+    pub plan_version: i64,
+    pub created_at: i64,
+}
+
+const FROM: &str = "FROM users u JOIN subscriptions s ON s.user_id = u.id JOIN plan_versions pv ON pv.id = s.plan_version_id";
+
+fn where_clause(filters: &[String]) -> String {
+    if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    }
+}
+
+#[tracing::instrument(skip(pool, binds))]
+pub async fn list_users(
+    pool: &AnyPool,
+    filters: &[String],
+    binds: &[Bind],
+    order: &str,
+    limit: i64,
+) -> Result<Vec<ListedUser>, sqlx::Error> {
+    let sql = format!(
+        "SELECT u.id, u.email, u.full_name, u.role, u.status, pv.plan_id, pv.version AS plan_version, u.created_at
+         {FROM} {} ORDER BY {order} LIMIT {limit}",
+        where_clause(filters)
+    );
+    bind_all(sqlx::query_as(&sql), binds).fetch_all(pool).await
+}
+
+/// Matching users, counted up to `cap`.
+#[tracing::instrument(skip(pool, binds))]
+pub async fn count_users(
+    pool: &AnyPool,
+    filters: &[String],
+    binds: &[Bind],
+    cap: i64,
+) -> Result<i64, sqlx::Error> {
+    // Joins are needed only when a filter reads the plan.
+    let from = if filters.iter().any(|f| f.contains("pv.")) {
+        FROM
+    } else {
+        "FROM users u"
+    };
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 {from} {} LIMIT {cap}) matching",
+        where_clause(filters)
+    );
+    let (n,): (i64,) = bind_all(sqlx::query_as(&sql), binds)
+        .fetch_one(pool)
+        .await?;
+    Ok(n)
+}
+
+pub async fn users_by_status(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, COUNT(*) FROM users GROUP BY status")
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn users_per_plan(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT pv.plan_id, COUNT(*) FROM subscriptions s JOIN plan_versions pv ON pv.id = s.plan_version_id
+         JOIN users u ON u.id = s.user_id WHERE u.status <> 'deleted' GROUP BY pv.plan_id ORDER BY pv.plan_id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn signups_per_day(
+    pool: &AnyPool,
+    since_ms: i64,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (created_at / 86400000) * 86400000 AS day, COUNT(*) FROM users WHERE created_at >= $1
+         GROUP BY (created_at / 86400000) * 86400000 ORDER BY day",
+    )
+    .bind(since_ms)
+    .fetch_all(pool)
+    .await
+}
+
+/// Users with at least one consumption, per UTC day.
+pub async fn active_users_per_day(
+    pool: &AnyPool,
+    since_ms: i64,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT day, COUNT(*) FROM (
+           SELECT DISTINCT (at / 86400000) * 86400000 AS day, user_id FROM usage_events
+           WHERE at >= $1 AND kind = 'consume') d
+         GROUP BY day ORDER BY day",
+    )
+    .bind(since_ms)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn staff(pool: &AnyPool) -> Result<Vec<super::users::UserRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, email, full_name, password_hash, role, status, created_at, updated_at FROM users
+         WHERE role <> 'user' AND status <> 'deleted' ORDER BY email",
+    )
+    .fetch_all(pool)
+    .await
+}
