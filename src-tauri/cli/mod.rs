@@ -47,6 +47,9 @@ pub enum Command {
     /// Inspect and repair usage counters.
     #[command(subcommand)]
     Usage(UsageCommand),
+    /// Inspect, replay and reconcile Stripe events and billing state.
+    #[command(subcommand)]
+    Stripe(StripeCommand),
     /// Open the desktop console (the default when no command is given).
     #[cfg(feature = "desktop")]
     Desktop,
@@ -105,6 +108,192 @@ pub enum UsageCommand {
         #[arg(long)]
         repair: bool,
     },
+}
+
+pub use stripe_cli::StripeCommand;
+
+/// `tollgate stripe …`.
+mod stripe_cli {
+    use crate::config::Settings;
+    use crate::service::Engine;
+    use crate::store::stripe as db;
+    use clap::Subcommand;
+    use std::path::PathBuf;
+
+    #[derive(Subcommand, Debug)]
+    pub enum StripeCommand {
+        /// Received Stripe events.
+        #[command(subcommand)]
+        Events(EventsCommand),
+        /// Apply events from a JSON file or a folder of them (as Stripe sends them, or as
+        /// `stripe events list --json` prints them), in `created` order; already applied
+        /// events are skipped.
+        Replay {
+            path: PathBuf,
+            /// Print the change each event would cause, and write nothing.
+            #[arg(long)]
+            dry_run: bool,
+        },
+        /// Compare subscriptions and recent invoices in Stripe's API with Tollgate's state and
+        /// report every mismatch; exits 1 on any left unfixed.
+        Reconcile {
+            /// Resync each mismatch from Stripe (audited).
+            #[arg(long)]
+            apply: bool,
+            /// How many days of invoices to compare.
+            #[arg(long, default_value_t = 35)]
+            days: i64,
+        },
+    }
+
+    #[derive(Subcommand, Debug)]
+    pub enum EventsCommand {
+        /// Stored events, oldest first.
+        List {
+            /// e.g. invoice.paid
+            #[arg(long = "type", value_name = "TYPE")]
+            type_: Option<String>,
+            /// pending, applied, failed or ignored
+            #[arg(long, value_parser = ["pending", "applied", "failed", "ignored"])]
+            status: Option<String>,
+            #[arg(long, default_value_t = 1000)]
+            limit: i64,
+            /// One JSON record per line, payload included (input for `stripe replay`).
+            #[arg(long)]
+            json: bool,
+        },
+        /// One event: its record and its payload as received.
+        Show { id: String },
+    }
+
+    fn record(e: &db::EventRow) -> serde_json::Value {
+        serde_json::json!({
+            "id": e.id,
+            "type": e.type_,
+            "created": crate::store::at(e.created),
+            "livemode": e.livemode != 0,
+            "status": e.status,
+            "error": e.error,
+            "customer_id": e.customer_id,
+            "user_id": e.user_id,
+            "received_at": crate::store::at(e.received_at),
+            "applied_at": e.applied_at.map(crate::store::at),
+            "attempts": e.attempts,
+            "payload": serde_json::from_str::<serde_json::Value>(&e.payload)
+                .unwrap_or_else(|_| serde_json::Value::String(e.payload.clone())),
+        })
+    }
+
+    pub async fn run(settings: Settings, cmd: StripeCommand) -> anyhow::Result<()> {
+        let engine = Engine::start(settings).await?;
+        let result = match cmd {
+            StripeCommand::Events(EventsCommand::List {
+                type_,
+                status,
+                limit,
+                json,
+            }) => {
+                let rows = db::list_events(
+                    engine.db().read(),
+                    type_.as_deref(),
+                    status.as_deref(),
+                    limit,
+                )
+                .await?;
+                for e in &rows {
+                    if json {
+                        println!("{}", record(e));
+                    } else {
+                        println!(
+                            "{:<30} {:<32} {} {:<8} {:<20} {}",
+                            e.id,
+                            e.type_,
+                            crate::store::at(e.created).format("%Y-%m-%d %H:%M:%S"),
+                            e.status,
+                            e.user_id
+                                .as_deref()
+                                .or(e.customer_id.as_deref())
+                                .unwrap_or("-"),
+                            e.error.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+                if !json {
+                    eprintln!("{} event(s)", rows.len());
+                }
+                Ok(())
+            }
+            StripeCommand::Events(EventsCommand::Show { id }) => {
+                match db::event(engine.db().read(), &id).await? {
+                    Some(e) => {
+                        println!("{}", serde_json::to_string_pretty(&record(&e))?);
+                        Ok(())
+                    }
+                    None => Err(anyhow::anyhow!("no stored Stripe event {id}")),
+                }
+            }
+            StripeCommand::Replay { path, dry_run } => {
+                let (events, notes) = crate::stripe::replay::read_events(&path)?;
+                for n in &notes {
+                    eprintln!("skipped {n}");
+                }
+                let (_, summary) = engine
+                    .replay_stripe_events(events, dry_run, |n, total, item| {
+                        println!("[{n}/{total}] {} {} {}", item.id, item.type_, item.outcome);
+                        if let Some(e) = &item.error {
+                            println!("    error: {e}");
+                        }
+                        for c in &item.changes {
+                            println!("    {c}");
+                        }
+                    })
+                    .await?;
+                println!(
+                    "{}{} event(s): {} applied, {} ignored, {} pending, {} failed, {} already applied",
+                    if dry_run { "dry run, nothing written: " } else { "" },
+                    summary.total,
+                    summary.applied,
+                    summary.ignored,
+                    summary.pending,
+                    summary.failed,
+                    summary.skipped
+                );
+                if summary.failed > 0 {
+                    Err(anyhow::anyhow!("{} event(s) failed", summary.failed))
+                } else {
+                    Ok(())
+                }
+            }
+            StripeCommand::Reconcile { apply, days } => {
+                let report = engine.reconcile_stripe(apply, days, "cli").await?;
+                for m in &report.mismatches {
+                    println!(
+                        "{} {}: {}",
+                        if m.fixed { "fixed   " } else { "mismatch" },
+                        m.target,
+                        m.what
+                    );
+                }
+                let open = report.mismatches.iter().filter(|m| !m.fixed).count();
+                println!(
+                    "checked {} subscription(s) and {} invoice(s): {} mismatch(es), {} fixed",
+                    report.subscriptions_checked,
+                    report.invoices_checked,
+                    report.mismatches.len(),
+                    report.mismatches.len() - open
+                );
+                if open > 0 {
+                    Err(anyhow::anyhow!(
+                        "{open} mismatch(es) left; run with --apply to resync from Stripe"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        engine.shutdown().await;
+        result
+    }
 }
 
 fn read(path: &std::path::Path) -> anyhow::Result<String> {
@@ -290,6 +479,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Staff(StaffCommand::Create(args))) => staff_create(settings, args).await,
         Some(Command::Plans(cmd)) => plans(settings, cmd).await,
         Some(Command::Usage(cmd)) => usage(settings, cmd).await,
+        Some(Command::Stripe(cmd)) => stripe_cli::run(settings, cmd).await,
         #[cfg(feature = "desktop")]
         Some(Command::Desktop) | None => crate::desktop::run(settings),
         #[cfg(not(feature = "desktop"))]

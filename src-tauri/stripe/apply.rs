@@ -358,7 +358,6 @@ impl Engine {
                     a.error = Some(format!(
                         "waiting for customer {customer} to be linked to a user"
                     ));
-                    a.changes.push(a.error.clone().unwrap_or_default());
                     return Ok(a);
                 };
                 db::insert_customer(tx, &customer, u.as_str(), row.created).await?;

@@ -8,3 +8,4 @@ mod cli;
 mod health;
 mod http_api;
 mod metering;
+mod stripe;
