@@ -500,7 +500,7 @@ async fn any_delivery_order_reaches_the_same_final_state(backend: Backend) {
     reverse.reverse();
     // A fixed shuffle (Fisher-Yates over a small LCG), so a failure can be reproduced.
     let mut shuffled = events.clone();
-    let mut seed: u64 = 0x5eed_0f_7011_6a7e;
+    let mut seed: u64 = 0x005e_ed0f_7011_6a7e;
     for i in (1..shuffled.len()).rev() {
         seed = seed
             .wrapping_mul(6364136223846793005)
