@@ -50,6 +50,12 @@ pub enum Command {
     /// Inspect, replay and reconcile Stripe events and billing state.
     #[command(subcommand)]
     Stripe(StripeCommand),
+    /// Search, inspect and act on users (the back office for a terminal).
+    #[command(subcommand)]
+    Users(admin_cli::UsersCommand),
+    /// Tools for developing with Tollgate.
+    #[command(subcommand)]
+    Dev(admin_cli::DevCommand),
     /// Open the desktop console (the default when no command is given).
     #[cfg(feature = "desktop")]
     Desktop,
@@ -113,6 +119,8 @@ pub enum UsageCommand {
 pub use stripe_cli::StripeCommand;
 
 /// `tollgate stripe …`.
+mod admin_cli;
+
 mod stripe_cli {
     use crate::config::Settings;
     use crate::service::Engine;
@@ -480,6 +488,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Plans(cmd)) => plans(settings, cmd).await,
         Some(Command::Usage(cmd)) => usage(settings, cmd).await,
         Some(Command::Stripe(cmd)) => stripe_cli::run(settings, cmd).await,
+        Some(Command::Users(cmd)) => admin_cli::users(settings, cmd).await,
+        Some(Command::Dev(cmd)) => admin_cli::dev(settings, cmd).await,
         #[cfg(feature = "desktop")]
         Some(Command::Desktop) | None => crate::desktop::run(settings),
         #[cfg(not(feature = "desktop"))]

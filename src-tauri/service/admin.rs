@@ -366,7 +366,7 @@ impl Engine {
         })
     }
 
-    fn require_reason<'a>(reason: Option<&'a str>) -> Result<&'a str> {
+    fn require_reason(reason: Option<&str>) -> Result<&str> {
         match reason.map(str::trim) {
             Some(r) if !r.is_empty() && r.chars().count() <= 500 => Ok(r),
             _ => Err(Error::validation(
