@@ -66,13 +66,26 @@ pub async fn require_caller(
         ctx.plan_version = Some(r.effective.label());
         ctx.subscription_status = Some(r.status().as_str().to_owned());
     }
-    let decision = match state
-        .engine
-        .check_rate_limit(&principal.user.id, "api")
-        .await
-    {
-        Ok(d) => d,
-        Err(e) => return with_context(ApiError::from(e).into_response(), ctx),
+    // Staff working in the back office are not customers: their plan's API limit does not
+    // apply to them (an impersonation token is limited like the user it acts as).
+    let impersonating = matches!(
+        principal.credential,
+        crate::service::auth::Credential::Session {
+            impersonated_by: Some(_),
+            ..
+        }
+    );
+    let decision = if principal.user.role.is_staff() && !impersonating {
+        None
+    } else {
+        match state
+            .engine
+            .check_rate_limit(&principal.user.id, "api")
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => return with_context(ApiError::from(e).into_response(), ctx),
+        }
     };
     ctx.limiter = decision;
     req.extensions_mut().insert(principal);

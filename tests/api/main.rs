@@ -3,9 +3,10 @@
 mod helpers;
 
 mod accounts;
+mod admin;
 mod api_keys;
 mod cli;
 mod health;
-mod http_api;
+pub mod http_api;
 mod metering;
 mod stripe;
