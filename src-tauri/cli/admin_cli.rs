@@ -73,7 +73,7 @@ pub enum DevCommand {
     },
 }
 
-fn operator() -> Actor {
+pub(crate) fn operator() -> Actor {
     let now = chrono::Utc::now();
     Actor {
         user: User {

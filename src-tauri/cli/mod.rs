@@ -53,6 +53,9 @@ pub enum Command {
     /// Search, inspect and act on users (the back office for a terminal).
     #[command(subcommand)]
     Users(admin_cli::UsersCommand),
+    /// Revenue for finance: MRR, movements, revenue by plan, churn (add --csv for CSV).
+    #[command(subcommand)]
+    Revenue(revenue_cli::RevenueCommand),
     /// Tools for developing with Tollgate.
     #[command(subcommand)]
     Dev(admin_cli::DevCommand),
@@ -120,6 +123,7 @@ pub use stripe_cli::StripeCommand;
 
 /// `tollgate stripe …`.
 mod admin_cli;
+mod revenue_cli;
 
 mod stripe_cli {
     use crate::config::Settings;
@@ -489,6 +493,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Usage(cmd)) => usage(settings, cmd).await,
         Some(Command::Stripe(cmd)) => stripe_cli::run(settings, cmd).await,
         Some(Command::Users(cmd)) => admin_cli::users(settings, cmd).await,
+        Some(Command::Revenue(cmd)) => revenue_cli::run(settings, cmd).await,
         Some(Command::Dev(cmd)) => admin_cli::dev(settings, cmd).await,
         #[cfg(feature = "desktop")]
         Some(Command::Desktop) | None => crate::desktop::run(settings),

@@ -11,6 +11,7 @@ mod health;
 pub mod json;
 mod keys;
 pub mod metrics;
+mod revenue;
 mod usage;
 
 use crate::service::Engine;
@@ -60,7 +61,8 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(keys::routes())
         .merge(usage::routes())
         .merge(billing::routes())
-        .merge(admin::routes());
+        .merge(admin::routes())
+        .merge(revenue::routes());
     (public, authed)
 }
 

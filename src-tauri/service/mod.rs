@@ -15,6 +15,7 @@ pub mod metering;
 pub mod passwords;
 pub mod permissions;
 pub mod rate_limits;
+pub mod revenue;
 pub mod seed;
 pub mod subscriptions;
 pub mod tokens;

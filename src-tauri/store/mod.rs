@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod catalogs;
+pub mod revenue;
 pub mod seed;
 pub mod sessions;
 pub mod settings;
