@@ -18,21 +18,37 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 async fn run() {
-    let users: u64 = std::env::var("BENCH_USERS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let users: u64 = std::env::var("BENCH_USERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let dir = tempfile::tempdir().unwrap();
-    let url = std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let mut settings = Settings::for_database(&url);
-    settings.secret = Some(tollgate::domain::SecretString::new("benchmark-secret-0123456789"));
+    settings.secret = Some(tollgate::domain::SecretString::new(
+        "benchmark-secret-0123456789",
+    ));
     settings.argon2.memory_kib = 1024;
     settings.argon2.iterations = 1;
     let engine = Engine::start(settings).await.unwrap();
-    let backend = if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
+    let backend = if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
 
     let started = Instant::now();
     engine
@@ -43,19 +59,36 @@ async fn run() {
         })
         .await
         .unwrap();
-    println!("{backend}: seeded {users} users in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "{backend}: seeded {users} users in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     if backend == "PostgreSQL" {
-        sqlx::query("ANALYZE").execute(engine.db().write()).await.unwrap();
+        sqlx::query("ANALYZE")
+            .execute(engine.db().write())
+            .await
+            .unwrap();
     }
 
-    let (admin, _) = engine.create_staff("bench-admin@example.com", tollgate::domain::Role::Admin, Some("bench-password")).await.unwrap();
-    let actor = Actor { user: admin, via: "bench".into() };
-
-    // Reference: the cheapest query there is, a primary-key lookup, in the same run.
-    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM users ORDER BY created_at LIMIT 1000")
-        .fetch_all(engine.db().read())
+    let (admin, _) = engine
+        .create_staff(
+            "bench-admin@example.com",
+            tollgate::domain::Role::Admin,
+            Some("bench-password"),
+        )
         .await
         .unwrap();
+    let actor = Actor {
+        user: admin,
+        via: "bench".into(),
+    };
+
+    // Reference: the cheapest query there is, a primary-key lookup, in the same run.
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM users ORDER BY created_at LIMIT 1000")
+            .fetch_all(engine.db().read())
+            .await
+            .unwrap();
     let mut reference = Vec::new();
     for i in 0..rounds {
         let id = tollgate::domain::UserId::parse(&ids[i % ids.len()]).unwrap();
@@ -65,27 +98,106 @@ async fn run() {
     }
     let ref_p95 = percentile(&mut reference, 0.95);
 
-    let first = engine.admin_list_users(&actor, &UserQuery { limit: Some(50), ..Default::default() }).await.unwrap();
+    let first = engine
+        .admin_list_users(
+            &actor,
+            &UserQuery {
+                limit: Some(50),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let deep_cursor = {
         let mut cursor = first.next_cursor.clone();
         for _ in 0..20 {
-            let p = engine.admin_list_users(&actor, &UserQuery { limit: Some(200), cursor: cursor.clone(), ..Default::default() }).await.unwrap();
+            let p = engine
+                .admin_list_users(
+                    &actor,
+                    &UserQuery {
+                        limit: Some(200),
+                        cursor: cursor.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
             cursor = p.next_cursor;
         }
         cursor
     };
     let cases: Vec<(&str, UserQuery)> = vec![
-        ("first page (newest 50)", UserQuery { limit: Some(50), ..Default::default() }),
-        ("page 4,000 rows deep", UserQuery { limit: Some(50), cursor: deep_cursor, ..Default::default() }),
-        ("email prefix `ada.lovelace1`", UserQuery { q: Some("ada.lovelace1".into()), limit: Some(50), sort: Some(UserSort::EmailAsc), ..Default::default() }),
-        ("exact email", UserQuery { q: Some("ada.lovelace100@example.com".into()), limit: Some(50), ..Default::default() }),
-        ("substring `velace12`", UserQuery { q: Some("velace12".into()), limit: Some(50), ..Default::default() }),
-        ("filter plan=business", UserQuery { plan: Some("business".into()), limit: Some(50), ..Default::default() }),
-        ("filter status=suspended", UserQuery { status: Some(tollgate::domain::UserStatus::Suspended), limit: Some(50), ..Default::default() }),
-        ("substring + plan=pro", UserQuery { q: Some("hopper".into()), plan: Some("pro".into()), limit: Some(50), ..Default::default() }),
+        (
+            "first page (newest 50)",
+            UserQuery {
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
+        (
+            "page 4,000 rows deep",
+            UserQuery {
+                limit: Some(50),
+                cursor: deep_cursor,
+                ..Default::default()
+            },
+        ),
+        (
+            "email prefix `ada.lovelace1`",
+            UserQuery {
+                q: Some("ada.lovelace1".into()),
+                limit: Some(50),
+                sort: Some(UserSort::EmailAsc),
+                ..Default::default()
+            },
+        ),
+        (
+            "exact email",
+            UserQuery {
+                q: Some("ada.lovelace100@example.com".into()),
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
+        (
+            "substring `velace12`",
+            UserQuery {
+                q: Some("velace12".into()),
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
+        (
+            "filter plan=business",
+            UserQuery {
+                plan: Some("business".into()),
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
+        (
+            "filter status=suspended",
+            UserQuery {
+                status: Some(tollgate::domain::UserStatus::Suspended),
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
+        (
+            "substring + plan=pro",
+            UserQuery {
+                q: Some("hopper".into()),
+                plan: Some("pro".into()),
+                limit: Some(50),
+                ..Default::default()
+            },
+        ),
     ];
     println!("{backend}, {users} users, {rounds} rounds each; reference (primary-key lookup) p95 {ref_p95:.2} ms");
-    println!("{:<32} {:>9} {:>9} {:>10} {:>12} {:>10}", "query", "p50 ms", "p95 ms", "p95/50ms", "p95/ref", "total");
+    println!(
+        "{:<32} {:>9} {:>9} {:>10} {:>12} {:>10}",
+        "query", "p50 ms", "p95 ms", "p95/50ms", "p95/ref", "total"
+    );
     let mut worst: f64 = 0.0;
     for (name, q) in cases {
         let mut samples = Vec::with_capacity(rounds);
@@ -99,8 +211,15 @@ async fn run() {
         let p50 = percentile(&mut samples, 0.5);
         let p95 = percentile(&mut samples, 0.95);
         worst = worst.max(p95);
-        println!("{name:<32} {p50:>9.2} {p95:>9.2} {:>10.2} {:>12.1} {total:>10}", p95 / BUDGET_MS, p95 / ref_p95);
+        println!(
+            "{name:<32} {p50:>9.2} {p95:>9.2} {:>10.2} {:>12.1} {total:>10}",
+            p95 / BUDGET_MS,
+            p95 / ref_p95
+        );
     }
-    println!("worst p95: {worst:.2} ms = {:.2} of the 50 ms budget", worst / BUDGET_MS);
+    println!(
+        "worst p95: {worst:.2} ms = {:.2} of the 50 ms budget",
+        worst / BUDGET_MS
+    );
     engine.shutdown().await;
 }

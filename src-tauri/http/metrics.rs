@@ -19,7 +19,8 @@ pub struct Metrics {
 
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
+    /// route → method → status → count (looked up without allocating once a route is known).
+    requests: BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>,
     decisions: BTreeMap<(String, String), u64>,
     latency_buckets: [u64; BUCKETS.len()],
     latency_count: u64,
@@ -29,8 +30,17 @@ struct Inner {
 impl Metrics {
     pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut m = self.inner.lock().expect("metrics lock");
-        *m.requests
-            .entry((method.to_owned(), route.to_owned(), status))
+        if !m.requests.contains_key(route) {
+            m.requests.insert(route.to_owned(), BTreeMap::new());
+        }
+        let by_method = m.requests.get_mut(route).expect("inserted above");
+        if !by_method.contains_key(method) {
+            by_method.insert(method.to_owned(), BTreeMap::new());
+        }
+        *by_method
+            .get_mut(method)
+            .expect("inserted above")
+            .entry(status)
             .or_default() += 1;
         for (i, b) in BUCKETS.iter().enumerate() {
             if seconds <= *b {
@@ -52,24 +62,37 @@ impl Metrics {
     pub fn render(&self) -> String {
         let m = self.inner.lock().expect("metrics lock");
         let mut out = String::new();
-        out.push_str("# HELP tollgate_http_requests_total HTTP requests by route and status.\n# TYPE tollgate_http_requests_total counter\n");
-        for ((method, route, status), n) in &m.requests {
-            let _ = writeln!(out, "tollgate_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+        out.push_str("# HELP tollgate_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE tollgate_http_requests_total counter\n");
+        for (route, by_method) in &m.requests {
+            for (method, by_status) in by_method {
+                for (status, n) in by_status {
+                    let route = escape(route);
+                    let _ = writeln!(
+                        out,
+                        "tollgate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
         }
-        out.push_str("# HELP tollgate_meter_decisions_total Metering decisions by metric and outcome.\n# TYPE tollgate_meter_decisions_total counter\n");
+        out.push_str(
+            "# HELP tollgate_meter_decisions_total Metering decisions by metric and outcome.\n",
+        );
+        out.push_str("# TYPE tollgate_meter_decisions_total counter\n");
         for ((metric, outcome), n) in &m.decisions {
+            let metric = escape(metric);
             let _ = writeln!(
                 out,
-                "tollgate_meter_decisions_total{{metric=\"{}\",outcome=\"{outcome}\"}} {n}",
-                escape(metric)
+                "tollgate_meter_decisions_total{{metric=\"{metric}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        out.push_str("# HELP tollgate_http_request_duration_seconds Time to answer a request.\n# TYPE tollgate_http_request_duration_seconds histogram\n");
+        out.push_str("# HELP tollgate_http_request_duration_seconds Time to answer a request.\n");
+        out.push_str("# TYPE tollgate_http_request_duration_seconds histogram\n");
         for (i, b) in BUCKETS.iter().enumerate() {
+            let n = m.latency_buckets[i];
             let _ = writeln!(
                 out,
-                "tollgate_http_request_duration_seconds_bucket{{le=\"{b}\"}} {}",
-                m.latency_buckets[i]
+                "tollgate_http_request_duration_seconds_bucket{{le=\"{b}\"}} {n}"
             );
         }
         let _ = writeln!(
@@ -99,19 +122,17 @@ fn escape(s: &str) -> String {
 /// that scanners cannot grow the label set).
 pub async fn track(State(state): State<super::AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
-    state.metrics.record_request(
-        &method,
-        &route,
-        res.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let route = route
+        .as_ref()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched");
+    let seconds = started.elapsed().as_secs_f64();
+    state
+        .metrics
+        .record_request(method.as_str(), route, res.status().as_u16(), seconds);
     res
 }
 

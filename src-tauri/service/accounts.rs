@@ -80,7 +80,7 @@ fn validate_registration(r: &Registration<'_>) -> Result<(Email, Password, Optio
 
 impl Engine {
     /// Creates an account with role `user`.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn register(&self, r: Registration<'_>) -> Result<User> {
         let (email, password, full_name) = validate_registration(&r)?;
         let hash = self.passwords().hash(&password).await?;
@@ -112,7 +112,7 @@ impl Engine {
 
     /// Verifies email and password and opens a session. Unknown email and wrong password are
     /// the same error and cost the same argon2 work.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn login(
         &self,
         email: &str,
@@ -178,7 +178,7 @@ impl Engine {
 
     /// Exchanges a refresh token for a new pair. A token is good once: presenting a used one
     /// again revokes the whole session, since either the client or a thief holds a copy.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn refresh(&self, token: &RefreshToken, device: Device) -> Result<TokenPair> {
         let hash = self.keys().hash_refresh_token(token.expose());
         let now = self.now_ms();
@@ -270,11 +270,12 @@ impl Engine {
             return Err(Error::NotFound("user"));
         }
         tx.commit().await?;
+        self.forget_verified_keys();
         self.user(user).await
     }
 
     /// Changes the password after checking the current one, and signs out every other device.
-    #[tracing::instrument(skip_all, fields(user = %user))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user))]
     pub async fn change_password(
         &self,
         user: &UserId,
@@ -305,7 +306,7 @@ impl Engine {
 
     /// Soft delete: the account keeps its history, frees its email, and loses every session
     /// and key.
-    #[tracing::instrument(skip_all, fields(user = %user))]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user))]
     pub async fn delete_account(&self, user: &UserId) -> Result<()> {
         self.delete_account_audited(user, None).await
     }
@@ -334,6 +335,7 @@ impl Engine {
             .await?;
         }
         tx.commit().await?;
+        self.forget_verified_keys();
         self.forget_subscription(user.as_str());
         Ok(())
     }
@@ -353,6 +355,7 @@ impl Engine {
             let mut tx = self.db().begin().await?;
             users::set_role(&mut tx, &id, role, self.now_ms()).await?;
             tx.commit().await?;
+            self.forget_verified_keys();
             return Ok((self.user(&id).await?, None));
         }
         let (password, generated) = match password {
@@ -427,6 +430,7 @@ impl Engine {
             .await?;
         }
         tx.commit().await?;
+        self.forget_verified_keys();
         self.user(user).await
     }
 }

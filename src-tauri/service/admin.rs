@@ -556,6 +556,7 @@ impl Engine {
             .write(&mut tx, serde_json::json!({}), after, now)
             .await?;
         tx.commit().await?;
+        self.forget_verified_keys();
         Ok(n)
     }
 
@@ -766,7 +767,7 @@ impl Engine {
         self.authorize(actor, Action::ChangePlan)?;
         let reason = Self::require_reason(reason)?;
         let r = self.resolve_subscription(id).await?;
-        let mut row = r.row.clone();
+        let mut row = crate::store::subscriptions::SubscriptionRow::clone(&r.row);
         let now = self.now_ms();
         let before = row.grace_until;
         row.grace_until = Some(row.grace_until.unwrap_or(now).max(now) + days * 86_400_000);
@@ -878,6 +879,7 @@ impl Engine {
             )
             .await?;
         tx.commit().await?;
+        self.forget_verified_keys();
         self.user(&id).await
     }
 

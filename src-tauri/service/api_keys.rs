@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::store::{api_keys, at, ms, users};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// A key as listed: never its plaintext.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -57,6 +58,8 @@ pub struct VerifiedKey {
     pub key_id: KeyId,
     pub prefix: String,
     pub scopes: Vec<Scope>,
+    /// Unix ms.
+    pub expires_at: Option<i64>,
     pub user: User,
 }
 
@@ -150,6 +153,7 @@ impl Engine {
         let mut tx = self.db().begin().await?;
         let done = api_keys::revoke(&mut tx, user, key, self.now_ms()).await?;
         tx.commit().await?;
+        self.forget_verified_keys();
         if done {
             Ok(())
         } else {
@@ -161,10 +165,24 @@ impl Engine {
     pub async fn verify_api_key(&self, presented: &str) -> Result<VerifiedKey> {
         let key = PlaintextApiKey::parse(presented).ok_or(Error::InvalidApiKey)?;
         let hash = self.keys().hash_api_key(key.expose());
+        let now = self.now_ms();
+        let cached = self
+            .inner
+            .key_cache
+            .read()
+            .expect("key cache lock")
+            .get(&hash)
+            .cloned();
+        if let Some(k) = cached {
+            if k.expires_at.is_some_and(|e| e <= now) {
+                return Err(Error::ApiKeyExpired);
+            }
+            self.note_key_use(k.key_id.as_str(), now);
+            return Ok(VerifiedKey::clone(&k));
+        }
         let row = api_keys::find_by_hash(self.db().read(), &hash)
             .await?
             .ok_or(Error::InvalidApiKey)?;
-        let now = self.now_ms();
         if row.revoked_at.is_some() {
             return Err(Error::ApiKeyRevoked);
         }
@@ -181,11 +199,30 @@ impl Engine {
             UserStatus::Deleted => return Err(Error::ApiKeyRevoked),
         }
         self.note_key_use(&row.id, now);
-        Ok(VerifiedKey {
+        let verified = VerifiedKey {
             key_id: KeyId::from_db(row.id),
             prefix: row.prefix,
             scopes: Scope::split(&row.scopes),
+            expires_at: row.expires_at,
             user,
-        })
+        };
+        if self.db().kind() == crate::store::Kind::Sqlite {
+            self.inner
+                .key_cache
+                .write()
+                .expect("key cache lock")
+                .insert(hash, Arc::new(verified.clone()));
+        }
+        Ok(verified)
+    }
+
+    /// Forgets verified keys after anything that could make one invalid (revocation, a
+    /// change of the owner's status or role).
+    pub(crate) fn forget_verified_keys(&self) {
+        self.inner
+            .key_cache
+            .write()
+            .expect("key cache lock")
+            .clear();
     }
 }

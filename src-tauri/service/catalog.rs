@@ -165,7 +165,7 @@ impl Engine {
     }
 
     /// Checks and publishes a catalog as a new version (unless it equals the current one).
-    #[tracing::instrument(skip(self, source))]
+    #[tracing::instrument(level = "debug", skip(self, source))]
     pub async fn apply_catalog(
         &self,
         source: &str,

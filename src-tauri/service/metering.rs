@@ -303,12 +303,13 @@ async fn commit_batches(
     db: &crate::store::Db,
     batches: &[Batch],
 ) -> std::result::Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
+    // One multi-row insert for the events, one upsert per counter and per balance touched.
+    let mut events = Vec::new();
+    let mut counters: HashMap<(&str, &str, i64, i64), i64> = HashMap::new();
+    let mut credits: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
     for w in batches.iter().flat_map(|b| &b.writes) {
         match w {
-            Write::Event(e) => {
-                usage::insert_event(&mut tx, &e.as_new()).await?;
-            }
+            Write::Event(e) => events.push(e.as_new()),
             Write::CounterDelta {
                 user,
                 metric,
@@ -316,7 +317,7 @@ async fn commit_batches(
                 end,
                 delta,
             } => {
-                usage::add_within(&mut tx, user, metric, *start, *end, *delta, None).await?;
+                *counters.entry((user, metric, *start, *end)).or_default() += delta;
             }
             Write::CreditDelta {
                 user,
@@ -324,19 +325,32 @@ async fn commit_batches(
                 delta,
                 granted_for,
             } => {
-                // A CHECK constraint is evaluated on the row an upsert would insert, so only
-                // grants (positive deltas) may create a balance.
-                if *delta >= 0 {
-                    usage::add_credits_upsert(&mut tx, user, metric, *delta, *granted_for).await?;
-                } else if usage::add_credits(&mut tx, user, metric, *delta)
-                    .await?
-                    .is_none()
-                {
-                    return Err(sqlx::Error::Protocol(format!(
-                        "credit balance of {user}/{metric} would go below zero"
-                    )));
-                }
+                let slot = credits.entry((user, metric)).or_insert((0, i64::MIN));
+                slot.0 += delta;
+                slot.1 = slot.1.max(*granted_for);
             }
+        }
+    }
+    let mut tx = db.begin().await?;
+    usage::insert_events_batch(&mut tx, &events).await?;
+    for ((user, metric, start, end), delta) in counters {
+        usage::add_within(&mut tx, user, metric, start, end, delta, None).await?;
+    }
+    for ((user, metric), (delta, granted_for)) in credits {
+        // A CHECK constraint is evaluated on the row an upsert would insert, so only a net
+        // grant may create a balance; a net spend updates the existing one.
+        if delta >= 0 {
+            usage::add_credits_upsert(&mut tx, user, metric, delta, granted_for).await?;
+        } else {
+            if usage::add_credits(&mut tx, user, metric, delta)
+                .await?
+                .is_none()
+            {
+                return Err(sqlx::Error::Protocol(format!(
+                    "credit balance of {user}/{metric} would go below zero"
+                )));
+            }
+            usage::advance_granted_for(&mut tx, user, metric, granted_for).await?;
         }
     }
     tx.commit().await
@@ -449,7 +463,7 @@ impl Engine {
 
     /// Decides and records one consumption atomically: usage never passes the limit, also
     /// under concurrency; a repeated idempotency key returns the first answer.
-    #[tracing::instrument(skip(self, req), fields(metric = req.metric, amount = req.amount))]
+    #[tracing::instrument(level = "debug", skip(self, req), fields(metric = req.metric, amount = req.amount))]
     pub async fn check_and_consume(
         &self,
         user: &UserId,

@@ -50,10 +50,13 @@ pub(crate) struct Inner {
     /// Published plan versions by id (immutable, so cached for good).
     pub(crate) plan_versions: RwLock<HashMap<String, Arc<catalog::PlanVersion>>>,
     /// Subscriptions by user id, only when this process owns the database (SQLite).
-    pub(crate) subscriptions: RwLock<HashMap<String, store::subscriptions::SubscriptionRow>>,
+    pub(crate) subscriptions: RwLock<HashMap<String, Arc<store::subscriptions::SubscriptionRow>>>,
     /// The memory metering strategy, when in use.
     pub(crate) memory: Option<metering::MemoryMeter>,
     pub(crate) limiter: rate_limits::Limiter,
+    /// Verified API keys by hash, only when this process owns the database (SQLite), where
+    /// every revocation and suspension passes through it and clears the cache.
+    pub(crate) key_cache: RwLock<HashMap<String, Arc<api_keys::VerifiedKey>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -117,6 +120,7 @@ impl Engine {
                 subscriptions: RwLock::new(HashMap::new()),
                 memory,
                 limiter: rate_limits::Limiter::default(),
+                key_cache: RwLock::new(HashMap::new()),
             }),
         };
         engine.ensure_catalog().await?;

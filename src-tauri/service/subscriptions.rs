@@ -81,7 +81,7 @@ pub struct SubscriptionView {
 /// A subscription resolved for a decision: its row, the plan that applies, its billing window.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub row: SubscriptionRow,
+    pub row: Arc<SubscriptionRow>,
     pub bought: Arc<PlanVersion>,
     pub effective: Arc<PlanVersion>,
     pub billing: Window,
@@ -146,7 +146,7 @@ impl Engine {
             .remove(user);
     }
 
-    async fn subscription_row(&self, user: &UserId) -> Result<SubscriptionRow> {
+    async fn subscription_row(&self, user: &UserId) -> Result<Arc<SubscriptionRow>> {
         if self.caches_subscriptions() {
             if let Some(row) = self
                 .inner
@@ -158,9 +158,11 @@ impl Engine {
                 return Ok(row.clone());
             }
         }
-        let row = subscriptions::for_user(self.db().read(), user.as_str())
-            .await?
-            .ok_or(Error::NotFound("subscription"))?;
+        let row = Arc::new(
+            subscriptions::for_user(self.db().read(), user.as_str())
+                .await?
+                .ok_or(Error::NotFound("subscription"))?,
+        );
         if self.caches_subscriptions() {
             self.inner
                 .subscriptions
@@ -184,7 +186,7 @@ impl Engine {
         let now = self.now();
         let mut row = self.subscription_row(user).await?;
         if row.stripe_subscription_id.is_none() && ms(now) >= row.current_period_end {
-            row = self.roll_period(row, now).await?;
+            row = Arc::new(self.roll_period(SubscriptionRow::clone(&row), now).await?);
         }
         let bought = self.plan_version(&row.plan_version_id).await?;
         let status = Status::parse(&row.status).unwrap_or(Status::Active);
@@ -261,7 +263,7 @@ impl Engine {
     }
 
     /// Moves a user to a plan of the current catalog, now or at the end of the period.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn change_plan(
         &self,
         user: &UserId,
@@ -284,7 +286,7 @@ impl Engine {
             .ok_or_else(|| Error::UnknownPlan(plan_id.to_owned()))?
             .clone();
         let before = self.resolve_subscription(user).await?;
-        let mut row = before.row.clone();
+        let mut row = SubscriptionRow::clone(&before.row);
         let now = self.now();
         match when {
             Effective::Now => {

@@ -57,7 +57,7 @@ fn where_clause(filters: &[String]) -> String {
     }
 }
 
-#[tracing::instrument(skip(pool, binds))]
+#[tracing::instrument(level = "debug", skip(pool, binds))]
 pub async fn list_users(
     pool: &AnyPool,
     filters: &[String],
@@ -74,7 +74,7 @@ pub async fn list_users(
 }
 
 /// Matching users, counted up to `cap`.
-#[tracing::instrument(skip(pool, binds))]
+#[tracing::instrument(level = "debug", skip(pool, binds))]
 pub async fn count_users(
     pool: &AnyPool,
     filters: &[String],

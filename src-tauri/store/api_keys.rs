@@ -28,7 +28,7 @@ pub struct NewApiKey<'a> {
     pub expires_ms: Option<i64>,
 }
 
-#[tracing::instrument(skip_all, fields(key = %k.id))]
+#[tracing::instrument(level = "debug", skip_all, fields(key = %k.id))]
 pub async fn insert(conn: &mut AnyConnection, k: NewApiKey<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes, created_at, expires_at)
@@ -48,7 +48,7 @@ pub async fn insert(conn: &mut AnyConnection, k: NewApiKey<'_>) -> Result<(), sq
 }
 
 /// The one indexed lookup that verifies a key.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_by_hash(pool: &AnyPool, hash: &str) -> Result<Option<ApiKeyRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1"
@@ -58,7 +58,7 @@ pub async fn find_by_hash(pool: &AnyPool, hash: &str) -> Result<Option<ApiKeyRow
     .await
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn list(pool: &AnyPool, user: &UserId) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
@@ -69,7 +69,7 @@ pub async fn list(pool: &AnyPool, user: &UserId) -> Result<Vec<ApiKeyRow>, sqlx:
 }
 
 /// Revokes a key of a user; returns whether a live key was revoked.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn revoke(
     conn: &mut AnyConnection,
     user: &UserId,
@@ -87,7 +87,7 @@ pub async fn revoke(
     Ok(r.rows_affected() == 1)
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn revoke_all(
     conn: &mut AnyConnection,
     user: &UserId,
@@ -104,7 +104,7 @@ pub async fn revoke_all(
 }
 
 /// Records when keys were last used, in one statement per key, batched by the caller.
-#[tracing::instrument(skip_all, fields(n = uses.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(n = uses.len()))]
 pub async fn record_last_used(
     conn: &mut AnyConnection,
     uses: &[(String, i64)],

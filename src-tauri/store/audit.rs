@@ -13,7 +13,7 @@ pub struct NewAudit<'a> {
     pub at: i64,
 }
 
-#[tracing::instrument(skip_all, fields(action = a.action))]
+#[tracing::instrument(level = "debug", skip_all, fields(action = a.action))]
 pub async fn insert(conn: &mut AnyConnection, a: &NewAudit<'_>) -> Result<(), sqlx::Error> {
     let id = format!(
         "aud_{}",
@@ -50,7 +50,7 @@ pub struct AuditRow {
     pub at: i64,
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn list(
     pool: &AnyPool,
     actor: Option<&str>,

@@ -18,21 +18,21 @@ pub struct PlanVersionRow {
     pub definition: String,
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn latest(pool: &AnyPool) -> Result<Option<CatalogRow>, sqlx::Error> {
     sqlx::query_as("SELECT version, checksum, definition, applied_at FROM catalog_versions ORDER BY version DESC LIMIT 1")
         .fetch_optional(pool)
         .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn latest_in(conn: &mut AnyConnection) -> Result<Option<CatalogRow>, sqlx::Error> {
     sqlx::query_as("SELECT version, checksum, definition, applied_at FROM catalog_versions ORDER BY version DESC LIMIT 1")
         .fetch_optional(conn)
         .await
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_catalog(
     conn: &mut AnyConnection,
     version: i64,
@@ -58,7 +58,7 @@ pub async fn insert_catalog(
 }
 
 /// The newest published version of a plan id.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn latest_plan_version(
     conn: &mut AnyConnection,
     plan_id: &str,
@@ -69,7 +69,7 @@ pub async fn latest_plan_version(
         .await
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_plan_version(
     conn: &mut AnyConnection,
     id: &str,
@@ -89,7 +89,7 @@ pub async fn insert_plan_version(
     Ok(())
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn link(
     conn: &mut AnyConnection,
     catalog: i64,
@@ -106,7 +106,7 @@ pub async fn link(
 }
 
 /// Plan versions published by a catalog version, in file order.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn plans_of(pool: &AnyPool, catalog: i64) -> Result<Vec<PlanVersionRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT p.id, p.plan_id, p.version, p.definition FROM catalog_plans c
@@ -118,7 +118,7 @@ pub async fn plans_of(pool: &AnyPool, catalog: i64) -> Result<Vec<PlanVersionRow
     .await
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn plan_version(pool: &AnyPool, id: &str) -> Result<Option<PlanVersionRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, plan_id, version, definition FROM plan_versions WHERE id = $1")
         .bind(id)
@@ -126,7 +126,7 @@ pub async fn plan_version(pool: &AnyPool, id: &str) -> Result<Option<PlanVersion
         .await
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn plan_version_by_number(
     pool: &AnyPool,
     plan_id: &str,
@@ -140,7 +140,7 @@ pub async fn plan_version_by_number(
 }
 
 /// Subscribers per plan version.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn subscriber_counts(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT plan_version_id, COUNT(*) FROM subscriptions GROUP BY plan_version_id")
         .fetch_all(pool)

@@ -27,7 +27,7 @@ pub struct NewSession<'a> {
     pub expires_ms: i64,
 }
 
-#[tracing::instrument(skip_all, fields(session = %s.id))]
+#[tracing::instrument(level = "debug", skip_all, fields(session = %s.id))]
 pub async fn insert(conn: &mut AnyConnection, s: NewSession<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_seen_at, expires_at)
@@ -44,7 +44,7 @@ pub async fn insert(conn: &mut AnyConnection, s: NewSession<'_>) -> Result<(), s
     Ok(())
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn find(pool: &AnyPool, id: &SessionId) -> Result<Option<SessionRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
         .bind(id.as_str())
@@ -52,7 +52,7 @@ pub async fn find(pool: &AnyPool, id: &SessionId) -> Result<Option<SessionRow>, 
         .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn find_in(
     conn: &mut AnyConnection,
     id: &str,
@@ -64,7 +64,7 @@ pub async fn find_in(
 }
 
 /// Live sessions of a user, newest first.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn list_live(
     pool: &AnyPool,
     user: &UserId,
@@ -80,7 +80,7 @@ pub async fn list_live(
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn touch(
     conn: &mut AnyConnection,
     id: &str,
@@ -97,7 +97,7 @@ pub async fn touch(
 }
 
 /// Revokes one session of a user; returns whether a live one was revoked.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn revoke(
     conn: &mut AnyConnection,
     user: &UserId,
@@ -119,7 +119,7 @@ pub async fn revoke(
 }
 
 /// Revokes every live session of a user except `keep`; returns how many.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn revoke_all(
     conn: &mut AnyConnection,
     user: &UserId,
@@ -147,7 +147,7 @@ pub struct RefreshRow {
     pub used_at: Option<i64>,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_refresh(
     conn: &mut AnyConnection,
     hash: &str,
@@ -165,7 +165,7 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn find_refresh(
     conn: &mut AnyConnection,
     hash: &str,
@@ -179,7 +179,7 @@ pub async fn find_refresh(
 }
 
 /// Marks a refresh token used; false when it already was (a concurrent or replayed use).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn mark_refresh_used(
     conn: &mut AnyConnection,
     hash: &str,

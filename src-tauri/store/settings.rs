@@ -2,7 +2,7 @@
 
 use sqlx::AnyPool;
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn get(pool: &AnyPool, name: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
         .bind(name)
@@ -12,7 +12,7 @@ pub async fn get(pool: &AnyPool, name: &str) -> Result<Option<String>, sqlx::Err
 
 /// Inserts the value unless one exists; returns the value that is stored afterwards, so that
 /// two processes starting at once agree on one.
-#[tracing::instrument(skip(pool, value))]
+#[tracing::instrument(level = "debug", skip(pool, value))]
 pub async fn get_or_insert(
     pool: &AnyPool,
     name: &str,

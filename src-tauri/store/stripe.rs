@@ -33,7 +33,7 @@ pub struct NewEvent<'a> {
 }
 
 /// Stores an event as `pending`; false when an event with this id is already stored.
-#[tracing::instrument(skip_all, fields(id = e.id))]
+#[tracing::instrument(level = "debug", skip_all, fields(id = e.id))]
 pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "INSERT INTO stripe_events (id, type, created, livemode, payload, received_at, status, customer_id, attempts)
@@ -52,7 +52,7 @@ pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<
     Ok(r.rows_affected() == 1)
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn event_in(conn: &mut AnyConnection, id: &str) -> Result<Option<EventRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM stripe_events WHERE id = $1"
@@ -63,7 +63,7 @@ pub async fn event_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Event
 }
 
 /// The event, locked against a concurrent apply on PostgreSQL.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn event_for_update(
     conn: &mut AnyConnection,
     id: &str,
@@ -78,7 +78,7 @@ pub async fn event_for_update(
     .await
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn event(pool: &AnyPool, id: &str) -> Result<Option<EventRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM stripe_events WHERE id = $1"
@@ -89,7 +89,7 @@ pub async fn event(pool: &AnyPool, id: &str) -> Result<Option<EventRow>, sqlx::E
 }
 
 /// Records how applying an event ended.
-#[tracing::instrument(skip(conn, error))]
+#[tracing::instrument(level = "debug", skip(conn, error))]
 pub async fn set_event_outcome(
     conn: &mut AnyConnection,
     id: &str,
@@ -114,7 +114,7 @@ pub async fn set_event_outcome(
 }
 
 /// Events by type and status, oldest `created` first.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn list_events(
     pool: &AnyPool,
     type_: Option<&str>,
@@ -135,7 +135,7 @@ pub async fn list_events(
 
 /// Pending events worth another try, in `created` order: never tried, or whose customer is
 /// now known.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn pending_ids(pool: &AnyPool, limit: i64) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM stripe_events
@@ -148,7 +148,7 @@ pub async fn pending_ids(pool: &AnyPool, limit: i64) -> Result<Vec<String>, sqlx
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn pending_ids_for_customer(
     conn: &mut AnyConnection,
     customer: &str,
@@ -161,7 +161,7 @@ pub async fn pending_ids_for_customer(
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn user_exists(conn: &mut AnyConnection, user: &str) -> Result<bool, sqlx::Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1")
         .bind(user)
@@ -181,7 +181,7 @@ pub struct CustomerRow {
     pub deleted_at: Option<i64>,
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn customer_in(
     conn: &mut AnyConnection,
     customer: &str,
@@ -194,7 +194,7 @@ pub async fn customer_in(
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn customers_of_user(
     conn: &mut AnyConnection,
     user: &str,
@@ -209,7 +209,7 @@ pub async fn customers_of_user(
 }
 
 /// Links a customer to a user; false when the customer was already linked.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn insert_customer(
     conn: &mut AnyConnection,
     customer: &str,
@@ -229,7 +229,7 @@ pub async fn insert_customer(
 }
 
 /// Marks a customer deleted (the earliest time wins, so repeats change nothing).
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn mark_customer_deleted(
     conn: &mut AnyConnection,
     customer: &str,
@@ -248,7 +248,7 @@ pub async fn mark_customer_deleted(
 
 /// Serializes work on one user's billing state across processes (PostgreSQL); SQLite's single
 /// writer already does.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn lock_user(conn: &mut AnyConnection, user: &str, pg: bool) -> Result<(), sqlx::Error> {
     if pg {
         sqlx::query("SELECT id FROM subscriptions WHERE user_id = $1 FOR UPDATE")
@@ -284,7 +284,7 @@ pub struct SubscriptionState {
 const SUB_COLUMNS: &str = "subscription_id, customer_id, user_id, price_id, status, current_period_start, \
      current_period_end, cancel_at_period_end, trial_end, ended_at, started_at, deleted, state_at, state_event, updated_at";
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn subscription_state_in(
     conn: &mut AnyConnection,
     id: &str,
@@ -297,7 +297,7 @@ pub async fn subscription_state_in(
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn subscription_states_of_user(
     conn: &mut AnyConnection,
     user: &str,
@@ -310,7 +310,7 @@ pub async fn subscription_states_of_user(
     .await
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn all_subscription_states(
     pool: &AnyPool,
 ) -> Result<Vec<SubscriptionState>, sqlx::Error> {
@@ -321,7 +321,7 @@ pub async fn all_subscription_states(
     .await
 }
 
-#[tracing::instrument(skip_all, fields(id = %s.subscription_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(id = %s.subscription_id))]
 pub async fn put_subscription_state(
     conn: &mut AnyConnection,
     s: &SubscriptionState,
@@ -383,7 +383,7 @@ const INVOICE_COLUMNS: &str = "invoice_id, customer_id, user_id, subscription_id
      amount_paid, currency, billing_reason, price_id, plan_id, period_start, period_end, created, paid_at, \
      failed_at, attempt_count, updated_at";
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn invoice_in(
     conn: &mut AnyConnection,
     id: &str,
@@ -396,7 +396,7 @@ pub async fn invoice_in(
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn invoices_of_subscription(
     conn: &mut AnyConnection,
     subscription: &str,
@@ -410,7 +410,7 @@ pub async fn invoices_of_subscription(
 }
 
 /// A user's invoices, newest first.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn invoices_of_user(
     pool: &AnyPool,
     user: &str,
@@ -425,7 +425,7 @@ pub async fn invoices_of_user(
     .await
 }
 
-#[tracing::instrument(skip_all, fields(id = %i.invoice_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(id = %i.invoice_id))]
 pub async fn put_invoice(conn: &mut AnyConnection, i: &InvoiceRow) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO stripe_invoices ({INVOICE_COLUMNS})
@@ -476,7 +476,7 @@ const REFUND_COLUMNS: &str =
     "charge_id, customer_id, user_id, payment_intent, amount, amount_refunded, \
      currency, refunded, refunded_at, updated_at";
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn refund_in(
     conn: &mut AnyConnection,
     charge: &str,
@@ -489,7 +489,7 @@ pub async fn refund_in(
     .await
 }
 
-#[tracing::instrument(skip_all, fields(charge = %r.charge_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(charge = %r.charge_id))]
 pub async fn put_refund(conn: &mut AnyConnection, r: &RefundRow) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO stripe_refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -511,7 +511,7 @@ pub async fn put_refund(conn: &mut AnyConnection, r: &RefundRow) -> Result<(), s
     Ok(())
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn refunds_of_user(pool: &AnyPool, user: &str) -> Result<Vec<RefundRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {REFUND_COLUMNS} FROM stripe_refunds WHERE user_id = $1 ORDER BY refunded_at, charge_id"
@@ -522,7 +522,7 @@ pub async fn refunds_of_user(pool: &AnyPool, user: &str) -> Result<Vec<RefundRow
 }
 
 /// Money per currency: (currency, paid, refunded), optionally for one user.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn revenue(
     pool: &AnyPool,
     user: Option<&str>,

@@ -25,7 +25,7 @@ const COLUMNS: &str = "id, user_id, plan_version_id, status, period_anchor, curr
      cancel_at_period_end, scheduled_plan_version_id, trial_end, grace_until, stripe_customer_id, \
      stripe_subscription_id, stripe_updated_at, created_at, updated_at";
 
-#[tracing::instrument(skip_all, fields(user = %s.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user = %s.user_id))]
 pub async fn insert(conn: &mut AnyConnection, s: &SubscriptionRow) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO subscriptions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -52,7 +52,7 @@ pub async fn insert(conn: &mut AnyConnection, s: &SubscriptionRow) -> Result<(),
 }
 
 /// Writes every mutable field of a subscription.
-#[tracing::instrument(skip_all, fields(user = %s.user_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user = %s.user_id))]
 pub async fn update(conn: &mut AnyConnection, s: &SubscriptionRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE subscriptions SET plan_version_id = $2, status = $3, period_anchor = $4, current_period_start = $5,
@@ -80,7 +80,7 @@ pub async fn update(conn: &mut AnyConnection, s: &SubscriptionRow) -> Result<(),
     Ok(())
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn for_user(pool: &AnyPool, user: &str) -> Result<Option<SubscriptionRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM subscriptions WHERE user_id = $1"
@@ -90,7 +90,7 @@ pub async fn for_user(pool: &AnyPool, user: &str) -> Result<Option<SubscriptionR
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn for_user_in(
     conn: &mut AnyConnection,
     user: &str,
@@ -104,7 +104,7 @@ pub async fn for_user_in(
 }
 
 /// Moves every subscriber of one plan version to another; returns how many moved.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn migrate_plan_version(
     conn: &mut AnyConnection,
     from: &str,

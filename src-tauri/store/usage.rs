@@ -11,7 +11,7 @@ pub struct CounterRow {
     pub used: i64,
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn counter(
     pool: &AnyPool,
     user: &str,
@@ -28,7 +28,7 @@ pub async fn counter(
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn counter_in(
     conn: &mut AnyConnection,
     user: &str,
@@ -48,7 +48,7 @@ pub async fn counter_in(
 /// Adds `delta` to a counter, creating it, but only while the result stays within `limit`
 /// (`None`: no limit). Returns the new value, or `None` when the limit would be passed. This
 /// single statement is the atomic step when several processes share one database.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn add_within(
     conn: &mut AnyConnection,
     user: &str,
@@ -78,7 +78,7 @@ pub async fn add_within(
 }
 
 /// Sets a counter to a value (repairs, resets).
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn set_counter(
     conn: &mut AnyConnection,
     user: &str,
@@ -101,7 +101,7 @@ pub async fn set_counter(
     Ok(())
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn all_counters(pool: &AnyPool) -> Result<Vec<CounterRow>, sqlx::Error> {
     sqlx::query_as("SELECT user_id, metric, period_start, period_end, used FROM usage_counters")
         .fetch_all(pool)
@@ -114,7 +114,7 @@ pub struct CreditRow {
     pub granted_for: i64,
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn credits_in(
     conn: &mut AnyConnection,
     user: &str,
@@ -133,7 +133,7 @@ pub async fn credits_in(
         .await
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn credits(
     pool: &AnyPool,
     user: &str,
@@ -148,7 +148,7 @@ pub async fn credits(
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn set_credits(
     conn: &mut AnyConnection,
     user: &str,
@@ -170,7 +170,7 @@ pub async fn set_credits(
 }
 
 /// Adds `delta` to a balance unless it would go below zero; returns the new balance.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn add_credits(
     conn: &mut AnyConnection,
     user: &str,
@@ -188,7 +188,7 @@ pub async fn add_credits(
     .await
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn all_credits(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT user_id, metric, balance FROM credit_balances")
         .fetch_all(pool)
@@ -210,7 +210,7 @@ pub struct NewEvent<'a> {
 }
 
 /// Inserts an event; false when its idempotency key was already used.
-#[tracing::instrument(skip_all, fields(kind = e.kind))]
+#[tracing::instrument(level = "debug", skip_all, fields(kind = e.kind))]
 pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer)
@@ -249,7 +249,7 @@ pub struct EventRow {
 
 const EVENT_COLUMNS: &str = "id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, released";
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn event_by_key(
     pool: &AnyPool,
     user: &str,
@@ -264,7 +264,7 @@ pub async fn event_by_key(
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn event_by_key_in(
     conn: &mut AnyConnection,
     user: &str,
@@ -279,7 +279,7 @@ pub async fn event_by_key_in(
     .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn event_in(conn: &mut AnyConnection, id: &str) -> Result<Option<EventRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM usage_events WHERE id = $1"
@@ -290,7 +290,7 @@ pub async fn event_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Event
 }
 
 /// Marks a consumption released; false when it already was.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn mark_released(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE usage_events SET released = 1 WHERE id = $1 AND kind = 'consume' AND released = 0",
@@ -301,7 +301,7 @@ pub async fn mark_released(conn: &mut AnyConnection, id: &str) -> Result<bool, s
     Ok(r.rows_affected() == 1)
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn recent_events(
     pool: &AnyPool,
     user: &str,
@@ -315,7 +315,7 @@ pub async fn recent_events(
 }
 
 /// Net use per metric and UTC day since `since_ms`: (metric, day start ms, amount).
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn daily_history(
     pool: &AnyPool,
     user: &str,
@@ -337,7 +337,7 @@ pub async fn daily_history(
 }
 
 /// What the events say every counter should be: (user, metric, period_start, used).
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn counters_from_events(
     pool: &AnyPool,
 ) -> Result<Vec<(String, String, i64, i64)>, sqlx::Error> {
@@ -351,7 +351,7 @@ pub async fn counters_from_events(
 }
 
 /// What the events say every credit balance should be: grants minus spending.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn credits_from_events(
     pool: &AnyPool,
 ) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
@@ -365,7 +365,7 @@ pub async fn credits_from_events(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[tracing::instrument(skip(conn, facts))]
+#[tracing::instrument(level = "debug", skip(conn, facts))]
 pub async fn insert_decision(
     conn: &mut AnyConnection,
     request_id: &str,
@@ -406,7 +406,7 @@ pub struct DecisionRow {
     pub at: i64,
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn decision(
     pool: &AnyPool,
     request_id: &str,
@@ -418,7 +418,7 @@ pub async fn decision(
 }
 
 /// Adds `delta` to a balance, creating it; `granted_for` only moves forward.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn add_credits_upsert(
     conn: &mut AnyConnection,
     user: &str,
@@ -441,7 +441,7 @@ pub async fn add_credits_upsert(
     Ok(())
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn set_balance(
     conn: &mut AnyConnection,
     user: &str,
@@ -452,6 +452,69 @@ pub async fn set_balance(
         .bind(user)
         .bind(metric)
         .bind(balance)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts many events in one statement per chunk (idempotency-key duplicates are skipped).
+#[tracing::instrument(level = "debug", skip_all, fields(n = events.len()))]
+pub async fn insert_events_batch(
+    conn: &mut AnyConnection,
+    events: &[NewEvent<'_>],
+) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 10;
+    for chunk in events.chunks(500) {
+        let mut sql = String::with_capacity(140 + chunk.len() * 64);
+        sql.push_str(
+            "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for c in 0..COLUMNS {
+                if c > 0 {
+                    sql.push(',');
+                }
+                sql.push('$');
+                sql.push_str(&(i * COLUMNS + c + 1).to_string());
+            }
+            sql.push(')');
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.id)
+                .bind(e.user_id)
+                .bind(e.metric)
+                .bind(e.kind)
+                .bind(e.amount)
+                .bind(e.at)
+                .bind(e.period_start)
+                .bind(e.request_id)
+                .bind(e.idempotency_key)
+                .bind(e.answer);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Records that a balance's grant for the period starting `granted_for` was made.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn advance_granted_for(
+    conn: &mut AnyConnection,
+    user: &str,
+    metric: &str,
+    granted_for: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE credit_balances SET granted_for = $3 WHERE user_id = $1 AND metric = $2 AND granted_for < $3")
+        .bind(user)
+        .bind(metric)
+        .bind(granted_for)
         .execute(conn)
         .await?;
     Ok(())

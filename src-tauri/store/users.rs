@@ -41,7 +41,7 @@ pub struct NewUser<'a> {
 }
 
 /// Inserts a user; a live account with the same email gives [`Error::EmailTaken`].
-#[tracing::instrument(skip_all, fields(user = %u.id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user = %u.id))]
 pub async fn insert(conn: &mut AnyConnection, u: NewUser<'_>) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO users (id, email, full_name, password_hash, role, status, created_at, updated_at)
@@ -63,7 +63,7 @@ pub async fn insert(conn: &mut AnyConnection, u: NewUser<'_>) -> Result<(), Erro
 }
 
 /// The live (not deleted) account with this email.
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn find_live_by_email(
     pool: &AnyPool,
     email: &Email,
@@ -76,7 +76,7 @@ pub async fn find_live_by_email(
     .await
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn find(pool: &AnyPool, id: &UserId) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
         .bind(id.as_str())
@@ -84,7 +84,7 @@ pub async fn find(pool: &AnyPool, id: &UserId) -> Result<Option<UserRow>, sqlx::
         .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn find_for_update(
     conn: &mut AnyConnection,
     id: &UserId,
@@ -95,7 +95,7 @@ pub async fn find_for_update(
         .await
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn set_full_name(
     conn: &mut AnyConnection,
     id: &UserId,
@@ -113,7 +113,7 @@ pub async fn set_full_name(
     Ok(r.rows_affected())
 }
 
-#[tracing::instrument(skip(conn, hash))]
+#[tracing::instrument(level = "debug", skip(conn, hash))]
 pub async fn set_password_hash(
     conn: &mut AnyConnection,
     id: &UserId,
@@ -129,7 +129,7 @@ pub async fn set_password_hash(
     Ok(r.rows_affected())
 }
 
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn set_role(
     conn: &mut AnyConnection,
     id: &UserId,
@@ -146,7 +146,7 @@ pub async fn set_role(
 }
 
 /// Moves an account to `status`; deleting also stamps `deleted_at`.
-#[tracing::instrument(skip(conn))]
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn set_status(
     conn: &mut AnyConnection,
     id: &UserId,
@@ -167,7 +167,7 @@ pub async fn set_status(
     Ok(r.rows_affected())
 }
 
-#[tracing::instrument(skip(pool))]
+#[tracing::instrument(level = "debug", skip(pool))]
 pub async fn count_live(pool: &AnyPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE status <> 'deleted'")
         .fetch_one(pool)
