@@ -149,6 +149,7 @@ pub fn router(engine: Engine) -> Router {
                 move |_: &Response| hsts.clone(),
             ))
             .layer(cors)
+            .layer(tower_http::compression::CompressionLayer::new())
             .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(settings.timeout_secs)))
             .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit_bytes)),
     )
