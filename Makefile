@@ -7,7 +7,7 @@ run:
 	cargo run --release --no-default-features -- serve
 
 test: deps ui
-	scripts/with-postgres cargo test --all-targets
+	scripts/with-postgres cargo test
 
 deps:
 	scripts/install-deps
