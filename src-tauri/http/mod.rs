@@ -128,6 +128,7 @@ pub fn router(engine: Engine) -> Router {
 
     routes.layer(
         ServiceBuilder::new()
+            .layer(tower_http::compression::CompressionLayer::new())
             .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
@@ -149,7 +150,6 @@ pub fn router(engine: Engine) -> Router {
                 move |_: &Response| hsts.clone(),
             ))
             .layer(cors)
-            .layer(tower_http::compression::CompressionLayer::new())
             .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(settings.timeout_secs)))
             .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit_bytes)),
     )

@@ -356,6 +356,35 @@ async fn commit_batches(
     tx.commit().await
 }
 
+/// Writes a usage event that answers no request of its own (grants, expiries, resets,
+/// releases).
+#[allow(clippy::too_many_arguments)]
+async fn record_event(
+    tx: &mut AnyConn,
+    user: &str,
+    metric: &str,
+    kind: &str,
+    amount: i64,
+    at: i64,
+    period_start: i64,
+    request_id: Option<&str>,
+) -> std::result::Result<bool, sqlx::Error> {
+    let id = new_event_id();
+    let event = usage::NewEvent {
+        id: &id,
+        user_id: user,
+        metric,
+        kind,
+        amount,
+        at,
+        period_start,
+        request_id,
+        idempotency_key: None,
+        answer: None,
+    };
+    usage::insert_event(tx, &event).await
+}
+
 fn new_event_id() -> String {
     format!(
         "use_{}",
@@ -883,20 +912,15 @@ impl Engine {
             return Ok(());
         }
         for (kind, amount) in events {
-            usage::insert_event(
+            record_event(
                 tx,
-                &usage::NewEvent {
-                    id: &new_event_id(),
-                    user_id: uid,
-                    metric,
-                    kind,
-                    amount,
-                    at: ms(now),
-                    period_start: CREDIT_PERIOD,
-                    request_id,
-                    idempotency_key: None,
-                    answer: None,
-                },
+                uid,
+                metric,
+                kind,
+                amount,
+                ms(now),
+                CREDIT_PERIOD,
+                request_id,
             )
             .await?;
         }
@@ -933,20 +957,15 @@ impl Engine {
                 "this consumption was already released".into(),
             ));
         }
-        usage::insert_event(
+        record_event(
             &mut tx,
-            &usage::NewEvent {
-                id: &new_event_id(),
-                user_id: uid,
-                metric: &ev.metric,
-                kind: "release",
-                amount: -ev.amount,
-                at: self.now_ms(),
-                period_start: ev.period_start,
-                request_id: None,
-                idempotency_key: None,
-                answer: None,
-            },
+            uid,
+            &ev.metric,
+            "release",
+            -ev.amount,
+            self.now_ms(),
+            ev.period_start,
+            None,
         )
         .await?;
         if ev.period_start == CREDIT_PERIOD {
@@ -1206,20 +1225,15 @@ impl Engine {
         } else {
             ("expire", -amount)
         };
-        usage::insert_event(
+        record_event(
             &mut tx,
-            &usage::NewEvent {
-                id: &new_event_id(),
-                user_id: uid,
-                metric,
-                kind,
-                amount: logged,
-                at: ms(now),
-                period_start: CREDIT_PERIOD,
-                request_id: None,
-                idempotency_key: None,
-                answer: None,
-            },
+            uid,
+            metric,
+            kind,
+            logged,
+            ms(now),
+            CREDIT_PERIOD,
+            None,
         )
         .await?;
         if let Some(a) = audit {
@@ -1282,20 +1296,15 @@ impl Engine {
             let extra = new_allow - old_allow;
             if extra > 0 {
                 usage::add_credits(tx, user.as_str(), metric, extra).await?;
-                usage::insert_event(
+                record_event(
                     tx,
-                    &usage::NewEvent {
-                        id: &new_event_id(),
-                        user_id: user.as_str(),
-                        metric,
-                        kind: "grant",
-                        amount: extra,
-                        at: ms(now),
-                        period_start: CREDIT_PERIOD,
-                        request_id: None,
-                        idempotency_key: None,
-                        answer: None,
-                    },
+                    user.as_str(),
+                    metric,
+                    "grant",
+                    extra,
+                    ms(now),
+                    CREDIT_PERIOD,
+                    None,
                 )
                 .await?;
             }
@@ -1470,22 +1479,7 @@ impl Engine {
             .await?
             .unwrap_or(0);
         if used > 0 {
-            usage::insert_event(
-                &mut tx,
-                &usage::NewEvent {
-                    id: &new_event_id(),
-                    user_id: uid,
-                    metric,
-                    kind: "reset",
-                    amount: -used,
-                    at: ms(now),
-                    period_start: start,
-                    request_id: None,
-                    idempotency_key: None,
-                    answer: None,
-                },
-            )
-            .await?;
+            record_event(&mut tx, uid, metric, "reset", -used, ms(now), start, None).await?;
             usage::add_within(&mut tx, uid, metric, start, ms(window.end), -used, None).await?;
         }
         audit
