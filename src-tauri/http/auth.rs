@@ -48,7 +48,6 @@ pub async fn require_caller(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let mut ctx = DecisionContext::default();
     let principal = match bearer(req.headers()) {
         Ok(token) => state.engine.authenticate(token).await,
         Err(e) => Err(e),
@@ -56,16 +55,15 @@ pub async fn require_caller(
     let principal = match principal {
         Ok(p) => p,
         Err(e) => {
-            ctx.key_prefix = key_prefix_of(req.headers());
+            let ctx = DecisionContext {
+                key_prefix: key_prefix_of(req.headers()),
+                ..Default::default()
+            };
             return with_context(ApiError::from(e).into_response(), ctx);
         }
     };
-    ctx.user_id = Some(principal.user.id.to_string());
-    ctx.key_prefix = principal.key_prefix().map(str::to_owned);
-    if let Ok(r) = state.engine.resolve_subscription(&principal.user.id).await {
-        ctx.plan_version = Some(r.effective.label());
-        ctx.subscription_status = Some(r.status().as_str().to_owned());
-    }
+    let user = principal.user.id.clone();
+    let key_prefix = principal.key_prefix().map(str::to_owned);
     // Staff working in the back office are not customers: their plan's API limit does not
     // apply to them (an impersonation token is limited like the user it acts as).
     let impersonating = matches!(
@@ -76,24 +74,47 @@ pub async fn require_caller(
         }
     );
     let decision = if principal.user.role.is_staff() && !impersonating {
-        None
+        Ok(None)
     } else {
-        match state
+        state
             .engine
             .check_rate_limit(&principal.user.id, "api")
             .await
-        {
-            Ok(d) => d,
-            Err(e) => return with_context(ApiError::from(e).into_response(), ctx),
-        }
     };
-    ctx.limiter = decision;
-    req.extensions_mut().insert(principal);
-    let mut res = next.run(req).await;
-    if let Some(d) = decision {
-        set_rate_headers(res.headers_mut(), &d, state.engine.now());
+    let mut res = match decision {
+        Ok(d) => {
+            req.extensions_mut().insert(principal);
+            let mut res = next.run(req).await;
+            if let Some(d) = &d {
+                set_rate_headers(res.headers_mut(), d, state.engine.now());
+            }
+            if !is_refusal(res.status()) {
+                return res;
+            }
+            res.extensions_mut().insert(d);
+            res
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    // A refusal: gather the facts support will need to explain it.
+    let mut ctx = DecisionContext {
+        user_id: Some(user.to_string()),
+        key_prefix,
+        limiter: res
+            .extensions_mut()
+            .remove::<Option<RateDecision>>()
+            .flatten(),
+        ..Default::default()
+    };
+    if let Ok(r) = state.engine.resolve_subscription(&user).await {
+        ctx.plan_version = Some(r.effective.label());
+        ctx.subscription_status = Some(r.status().as_str().to_owned());
     }
     with_context(res, ctx)
+}
+
+fn is_refusal(status: axum::http::StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 402 | 403 | 429)
 }
 
 fn key_prefix_of(headers: &HeaderMap) -> Option<String> {

@@ -394,7 +394,6 @@ fn new_event_id() -> String {
 
 fn quota_error(
     r: &Resolved,
-    upgrade: Option<String>,
     metric: &str,
     limit: i64,
     used: i64,
@@ -409,25 +408,18 @@ fn quota_error(
         remaining: (limit - used).max(0),
         requested: amount,
         resets_at: window.end,
-        upgrade_to: upgrade,
+        upgrade_to: None,
     }))
 }
 
-fn credits_error(
-    r: &Resolved,
-    upgrade: Option<String>,
-    metric: &str,
-    needed: i64,
-    balance: i64,
-    window: Window,
-) -> Error {
+fn credits_error(r: &Resolved, metric: &str, needed: i64, balance: i64, window: Window) -> Error {
     Error::InsufficientCredits(Box::new(InsufficientCredits {
         metric: metric.to_owned(),
         plan: r.effective.plan_id.clone(),
         needed,
         balance,
         renews_at: window.end,
-        upgrade_to: upgrade,
+        upgrade_to: None,
     }))
 }
 
@@ -524,20 +516,34 @@ impl Engine {
             now,
             resolved.billing,
         )?;
-        let upgrade = catalog
-            .catalog
-            .cheapest_upgrade_for(req.metric, &resolved.effective.plan)
-            .map(|p| p.id.clone());
-        match &self.inner.memory {
+        let result = match &self.inner.memory {
             Some(m) => {
-                self.consume_in_memory(m, user, &resolved, upgrade, rule, &req, now)
+                self.consume_in_memory(m, user, &resolved, rule, &req, now)
                     .await
             }
             None => {
-                self.consume_in_database(user, &resolved, upgrade, rule, &req, now)
+                self.consume_in_database(user, &resolved, rule, &req, now)
                     .await
             }
-        }
+        };
+        // The upgrade hint is worked out only for refusals, off the hot path.
+        let upgrade = || {
+            catalog
+                .catalog
+                .cheapest_upgrade_for(req.metric, &resolved.effective.plan)
+                .map(|p| p.id.clone())
+        };
+        result.map_err(|e| match e {
+            Error::QuotaExceeded(mut d) => {
+                d.upgrade_to = upgrade();
+                Error::QuotaExceeded(d)
+            }
+            Error::InsufficientCredits(mut d) => {
+                d.upgrade_to = upgrade();
+                Error::InsufficientCredits(d)
+            }
+            other => other,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -546,7 +552,6 @@ impl Engine {
         m: &MemoryMeter,
         user: &UserId,
         r: &Resolved,
-        upgrade: Option<String>,
         rule: Rule,
         req: &MeterRequest<'_>,
         now: DateTime<Utc>,
@@ -627,9 +632,7 @@ impl Engine {
                     let used = st.counters.get(&key).copied().unwrap_or(0);
                     if let Some(l) = limit {
                         if used + req.amount > l {
-                            return Err(quota_error(
-                                r, upgrade, req.metric, l, used, req.amount, window,
-                            ));
+                            return Err(quota_error(r, req.metric, l, used, req.amount, window));
                         }
                     }
                     st.counters.insert(key, used + req.amount);
@@ -686,9 +689,7 @@ impl Engine {
                         if !writes.is_empty() {
                             let _ = m.queue.send(Batch { writes, ack: None });
                         }
-                        return Err(credits_error(
-                            r, upgrade, req.metric, req.amount, renewed, window,
-                        ));
+                        return Err(credits_error(r, req.metric, req.amount, renewed, window));
                     }
                     st.credits.insert(key, (renewed - req.amount, granted_for));
                     let answer = credit_answer(
@@ -758,7 +759,6 @@ impl Engine {
         &self,
         user: &UserId,
         r: &Resolved,
-        upgrade: Option<String>,
         rule: Rule,
         req: &MeterRequest<'_>,
         now: DateTime<Utc>,
@@ -802,7 +802,6 @@ impl Engine {
                             .unwrap_or(0);
                         return Err(quota_error(
                             r,
-                            upgrade,
                             req.metric,
                             limit.unwrap_or(0),
                             used,
@@ -846,9 +845,7 @@ impl Engine {
                             .map(|c| c.balance)
                             .unwrap_or(0);
                         tx.commit().await?;
-                        return Err(credits_error(
-                            r, upgrade, req.metric, req.amount, balance, window,
-                        ));
+                        return Err(credits_error(r, req.metric, req.amount, balance, window));
                     }
                 }
             }

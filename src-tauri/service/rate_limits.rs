@@ -28,10 +28,13 @@ impl RateDecision {
     }
 }
 
+/// subject → (window start in seconds, count)
+type Windows = HashMap<String, (i64, i64)>;
+
 #[derive(Default)]
 pub(crate) struct Limiter {
-    /// (scope, subject) → (window start in seconds, count)
-    windows: Mutex<HashMap<(String, String), (i64, i64)>>,
+    /// scope → its windows
+    windows: Mutex<HashMap<String, Windows>>,
 }
 
 impl Limiter {
@@ -46,12 +49,17 @@ impl Limiter {
         let start = t - t.rem_euclid(limit.window_secs);
         let reset_at = DateTime::from_timestamp(start + limit.window_secs, 0).unwrap_or(now);
         let mut map = self.windows.lock().expect("limiter lock");
-        if map.len() > 100_000 {
-            map.retain(|_, (s, _)| *s + 86_400 > t);
+        if !map.contains_key(scope) {
+            map.insert(scope.to_owned(), HashMap::new());
         }
-        let slot = map
-            .entry((scope.to_owned(), subject.to_owned()))
-            .or_insert((start, 0));
+        let subjects = map.get_mut(scope).expect("inserted above");
+        if subjects.len() > 100_000 {
+            subjects.retain(|_, (s, _)| *s + 86_400 > t);
+        }
+        if !subjects.contains_key(subject) {
+            subjects.insert(subject.to_owned(), (start, 0));
+        }
+        let slot = subjects.get_mut(subject).expect("inserted above");
         if slot.0 != start {
             *slot = (start, 0);
         }
@@ -75,9 +83,9 @@ impl Limiter {
 
     fn clear_subject(&self, subject: &str) -> usize {
         let mut map = self.windows.lock().expect("limiter lock");
-        let before = map.len();
-        map.retain(|(_, s), _| s != subject);
-        before - map.len()
+        map.values_mut()
+            .map(|subjects| usize::from(subjects.remove(subject).is_some()))
+            .sum()
     }
 }
 

@@ -464,7 +464,16 @@ pub async fn insert_events_batch(
     events: &[NewEvent<'_>],
 ) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 10;
-    for chunk in events.chunks(500) {
+    // Chunks of a few fixed sizes, so that the statement cache keeps finding the same
+    // prepared statements instead of parsing a new one for every batch size.
+    let mut rest = events;
+    while !rest.is_empty() {
+        let size = [256, 64, 16, 4, 1]
+            .into_iter()
+            .find(|n| *n <= rest.len())
+            .unwrap_or(1);
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
         let mut sql = String::with_capacity(140 + chunk.len() * 64);
         sql.push_str(
             "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer) VALUES ",
