@@ -124,6 +124,9 @@ pub async fn track(State(state): State<super::AppState>, req: Request, next: Nex
     let started = Instant::now();
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
+    if let Some(r) = &route {
+        tracing::Span::current().record("route", r.as_str());
+    }
     let res = next.run(req).await;
     let route = route
         .as_ref()

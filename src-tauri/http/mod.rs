@@ -15,7 +15,7 @@ mod revenue;
 mod usage;
 
 use crate::service::Engine;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
@@ -131,9 +131,9 @@ pub fn router(engine: Engine) -> Router {
             .layer(tower_http::compression::CompressionLayer::new())
             .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+                // The matched route is known only after routing: `metrics::track` records it.
                 let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), route = route.as_deref().unwrap_or(req.uri().path()), request_id = %id)
+                tracing::info_span!("request", method = %req.method(), route = tracing::field::Empty, request_id = %id)
             }))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
             .layer(middleware::from_fn_with_state(state, render_errors))
