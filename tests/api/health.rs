@@ -40,7 +40,13 @@ async fn unknown_route_is_404_in_the_error_shape(backend: Backend) {
 #[tokio::test]
 async fn large_answers_are_compressed_when_asked() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let res = app.http.get(app.url("/openapi.json")).header("accept-encoding", "gzip").send().await.unwrap();
+    let res = app
+        .http
+        .get(app.url("/openapi.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-encoding"], "gzip");
     let plain = app.http.get(app.url("/openapi.json")).send().await.unwrap();
