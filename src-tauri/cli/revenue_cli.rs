@@ -43,20 +43,49 @@ pub async fn run(settings: Settings, cmd: RevenueCommand) -> anyhow::Result<()> 
 async fn run_table(engine: &Engine, cmd: RevenueCommand) -> anyhow::Result<()> {
     let op = operator();
     let out = match cmd {
-        RevenueCommand::Mrr(a) => render(engine.admin_revenue_mrr(&op, Some(a.months)).await?, &a)?,
-        RevenueCommand::Movements(a) => render(
-            engine.admin_revenue_movements(&op, Some(a.months)).await?,
+        RevenueCommand::Mrr(a) => render(
+            engine
+                .admin_revenue_mrr(&op, Some(a.months))
+                .await
+                .map_err(explain)?,
             &a,
         )?,
-        RevenueCommand::ByPlan(a) => {
-            render(engine.admin_revenue_by_plan(&op, Some(a.months)).await?, &a)?
-        }
-        RevenueCommand::Churn(a) => {
-            render(engine.admin_revenue_churn(&op, Some(a.months)).await?, &a)?
-        }
+        RevenueCommand::Movements(a) => render(
+            engine
+                .admin_revenue_movements(&op, Some(a.months))
+                .await
+                .map_err(explain)?,
+            &a,
+        )?,
+        RevenueCommand::ByPlan(a) => render(
+            engine
+                .admin_revenue_by_plan(&op, Some(a.months))
+                .await
+                .map_err(explain)?,
+            &a,
+        )?,
+        RevenueCommand::Churn(a) => render(
+            engine
+                .admin_revenue_churn(&op, Some(a.months))
+                .await
+                .map_err(explain)?,
+            &a,
+        )?,
     };
     print!("{out}");
     Ok(())
+}
+
+/// A refusal in words: the messages of a validation error, not only its title.
+fn explain(e: crate::Error) -> anyhow::Error {
+    match e {
+        crate::Error::Validation(fields) => anyhow::anyhow!(fields
+            .iter()
+            .map(|f| f.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")),
+        e => e.into(),
+    }
 }
 
 fn render<Row: CsvRow + Serialize>(report: Report<Row>, a: &TableArgs) -> anyhow::Result<String> {

@@ -1051,4 +1051,43 @@ mod tests {
             1200
         );
     }
+
+    #[test]
+    fn a_price_never_charged_in_full_is_valued_at_its_plan_file_price() {
+        // Pro for January; on Jan 16 a proration invoice (1350) moves it to Business, a price
+        // Stripe never billed a full period of: the plan file's 3900 values it.
+        let mut prices = PlanPrices::default();
+        prices.insert("price_biz", "business", "usd", 3900);
+        let invoices = vec![
+            invoice(
+                "in_1",
+                "sub_1",
+                "price_pro",
+                1200,
+                Some((t(2026, 1, 1), t(2026, 2, 1))),
+                "subscription_create",
+                t(2026, 1, 1),
+            ),
+            invoice(
+                "in_2",
+                "sub_1",
+                "price_biz",
+                1350,
+                None,
+                "subscription_update",
+                t(2026, 1, 16),
+            ),
+        ];
+        let ledger = Ledger::build(&invoices, &[], &[], &prices);
+        let key = ("usr_a".to_owned(), "usd".to_owned());
+        assert_eq!(
+            ledger.snapshot(t(2026, 1, 10))[&key].by_plan[UNKNOWN_PLAN],
+            1200
+        );
+        assert_eq!(
+            ledger.snapshot(t(2026, 1, 20))[&key].by_plan["business"],
+            3900
+        );
+        assert!(ledger.snapshot(t(2026, 2, 1)).is_empty(), "not renewed");
+    }
 }

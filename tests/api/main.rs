@@ -9,4 +9,5 @@ mod cli;
 mod health;
 pub mod http_api;
 mod metering;
+mod revenue;
 mod stripe;
