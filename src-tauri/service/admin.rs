@@ -235,17 +235,27 @@ impl Engine {
                 );
                 filters.push(format!("(u.email >= {lo} AND u.email < {hi})"));
             } else {
-                let escaped = text
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                let p = param(store::admin::Bind::Text(format!("%{escaped}%")), &mut binds);
+                let value = store::admin::substring_pattern(self.db().kind(), &text);
+                let p = param(store::admin::Bind::Text(value), &mut binds);
                 filters.push(store::admin::substring_filter(self.db().kind(), &p));
             }
         }
         if let Some(plan) = &q.plan {
-            let p = param(store::admin::Bind::Text(plan.clone()), &mut binds);
-            filters.push(format!("pv.plan_id = {p}"));
+            // By version ids, so that the subscriptions index answers it.
+            let versions = store::admin::plan_version_ids(self.db().read(), plan).await?;
+            if versions.is_empty() {
+                return Ok(UserPage {
+                    users: vec![],
+                    total: 0,
+                    total_capped: false,
+                    next_cursor: None,
+                });
+            }
+            let ps: Vec<String> = versions
+                .into_iter()
+                .map(|v| param(store::admin::Bind::Text(v), &mut binds))
+                .collect();
+            filters.push(format!("s.plan_version_id IN ({})", ps.join(", ")));
         }
         if let Some(status) = q.status {
             let p = param(store::admin::Bind::Text(status.as_str().into()), &mut binds);

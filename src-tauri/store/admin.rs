@@ -25,14 +25,35 @@ fn bind_all<'q, O>(
     q
 }
 
-/// `email LIKE pattern` through the engine's substring index.
+/// The email-substring condition, through each engine's trigram index: FTS5's trigram
+/// tokenizer on SQLite (a quoted phrase matches any substring of 3+ characters), pg_trgm on
+/// PostgreSQL.
 pub fn substring_filter(kind: Kind, param: &str) -> String {
     match kind {
-        Kind::Sqlite => format!(
-            "u.id IN (SELECT user_id FROM users_email_search WHERE email LIKE {param} ESCAPE '\\')"
-        ),
-        Kind::Postgres => format!("u.email LIKE {param} ESCAPE '\\'"),
+        Kind::Sqlite => format!("u.id IN (SELECT user_id FROM users_email_search WHERE users_email_search MATCH {param})"),
+        Kind::Postgres => format!("u.email LIKE {param}"),
     }
+}
+
+/// The value bound to [`substring_filter`]'s parameter for `text`.
+pub fn substring_pattern(kind: Kind, text: &str) -> String {
+    match kind {
+        Kind::Sqlite => format!("email : \"{}\"", text.replace('"', "\"\"")),
+        Kind::Postgres => format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        ),
+    }
+}
+
+/// Every published version of a plan.
+pub async fn plan_version_ids(pool: &AnyPool, plan_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM plan_versions WHERE plan_id = $1")
+        .bind(plan_id)
+        .fetch_all(pool)
+        .await
 }
 
 #[derive(sqlx::FromRow, Debug)]
@@ -81,9 +102,9 @@ pub async fn count_users(
     binds: &[Bind],
     cap: i64,
 ) -> Result<i64, sqlx::Error> {
-    // Joins are needed only when a filter reads the plan.
-    let from = if filters.iter().any(|f| f.contains("pv.")) {
-        FROM
+    // The subscription is joined only when a filter reads it.
+    let from = if filters.iter().any(|f| f.starts_with("s.")) {
+        "FROM users u JOIN subscriptions s ON s.user_id = u.id"
     } else {
         "FROM users u"
     };

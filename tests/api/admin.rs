@@ -1,31 +1,13 @@
 //! The back office through HTTP: permissions per role, each action's effect and audit row,
 //! impersonation, refusal explanations, search and stats.
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{staff_token, Backend, TestApp};
 use crate::http_api::register;
 use crate::on_both;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tollgate::domain::Role;
 use tollgate::service::permissions::{allows, Action};
-
-async fn staff_token(app: &TestApp, email: &str, role: Role) -> String {
-    app.engine
-        .create_staff(email, role, Some("staff-password"))
-        .await
-        .unwrap();
-    let res: Value = app
-        .http
-        .post(app.url("/v1/auth/login"))
-        .json(&json!({"email": email, "password": "staff-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["access_token"].as_str().unwrap().to_owned()
-}
 
 async fn call(
     app: &TestApp,

@@ -193,3 +193,22 @@ macro_rules! on_both {
         }
     };
 }
+
+/// A staff account with `role`, signed in: its access token.
+pub async fn staff_token(app: &TestApp, email: &str, role: tollgate::domain::Role) -> String {
+    app.engine
+        .create_staff(email, role, Some("staff-password"))
+        .await
+        .unwrap();
+    let res: serde_json::Value = app
+        .http
+        .post(app.url("/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": "staff-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    res["access_token"].as_str().unwrap().to_owned()
+}

@@ -2,7 +2,7 @@
 //! answers are worked out below, the same figures from real signed Stripe webhooks, CSV
 //! export, permissions and bad queries. Definitions: docs/revenue.md.
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{staff_token, Backend, TestApp};
 use crate::http_api::register;
 use crate::on_both;
 use chrono::{TimeZone, Utc};
@@ -21,24 +21,6 @@ fn t(y: i32, m: u32, d: u32) -> i64 {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
         .unwrap()
         .timestamp_millis()
-}
-
-async fn staff_token(app: &TestApp, email: &str, role: Role) -> String {
-    app.engine
-        .create_staff(email, role, Some("staff-password"))
-        .await
-        .unwrap();
-    let res: Value = app
-        .http
-        .post(app.url("/v1/auth/login"))
-        .json(&json!({"email": email, "password": "staff-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["access_token"].as_str().unwrap().to_owned()
 }
 
 /// GET as `token`: status, content type and body (JSON when it parses, else the text).
