@@ -8,7 +8,7 @@ use crate::on_both;
 use chrono::{TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Sha256;
 use std::path::PathBuf;
 use tollgate::domain::Role;
