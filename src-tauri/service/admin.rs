@@ -23,16 +23,6 @@ pub struct Actor {
     pub via: String,
 }
 
-impl Actor {
-    /// The operator at a terminal, acting with admin rights (`tollgate users …`).
-    pub fn cli(engine_user: User) -> Actor {
-        Actor {
-            user: engine_user,
-            via: "cli".into(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UserSort {
