@@ -293,8 +293,15 @@ impl Engine {
             UserSort::CreatedAsc => "u.created_at ASC, u.id ASC",
             UserSort::EmailAsc => "u.email ASC, u.id ASC",
         };
-        let rows =
-            store::admin::list_users(self.db().read(), &filters, &binds, order, limit + 1).await?;
+        let rows = store::admin::list_users(
+            self.db().read(),
+            self.db().kind(),
+            &filters,
+            &binds,
+            order,
+            limit + 1,
+        )
+        .await?;
         let has_more = rows.len() as i64 > limit;
         let mut users: Vec<UserRow> = rows
             .into_iter()

@@ -68,7 +68,17 @@ pub struct ListedUser {
     pub created_at: i64,
 }
 
-const FROM: &str = "FROM users u JOIN subscriptions s ON s.user_id = u.id JOIN plan_versions pv ON pv.id = s.plan_version_id";
+/// Users with their subscription and plan. On SQLite `CROSS JOIN` keeps users as the outer
+/// loop, so that a page walks the users index in sort order and stops after `limit` rows
+/// instead of sorting every subscriber of a plan.
+fn from_clause(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Sqlite => {
+            "FROM users u CROSS JOIN subscriptions s ON s.user_id = u.id JOIN plan_versions pv ON pv.id = s.plan_version_id"
+        }
+        Kind::Postgres => "FROM users u JOIN subscriptions s ON s.user_id = u.id JOIN plan_versions pv ON pv.id = s.plan_version_id",
+    }
+}
 
 fn where_clause(filters: &[String]) -> String {
     if filters.is_empty() {
@@ -81,6 +91,7 @@ fn where_clause(filters: &[String]) -> String {
 #[tracing::instrument(level = "debug", skip(pool, binds))]
 pub async fn list_users(
     pool: &AnyPool,
+    kind: Kind,
     filters: &[String],
     binds: &[Bind],
     order: &str,
@@ -88,7 +99,8 @@ pub async fn list_users(
 ) -> Result<Vec<ListedUser>, sqlx::Error> {
     let sql = format!(
         "SELECT u.id, u.email, u.full_name, u.role, u.status, pv.plan_id, pv.version AS plan_version, u.created_at
-         {FROM} {} ORDER BY {order} LIMIT {limit}",
+         {} {} ORDER BY {order} LIMIT {limit}",
+        from_clause(kind),
         where_clause(filters)
     );
     bind_all(sqlx::query_as(&sql), binds).fetch_all(pool).await
@@ -102,11 +114,14 @@ pub async fn count_users(
     binds: &[Bind],
     cap: i64,
 ) -> Result<i64, sqlx::Error> {
-    // The subscription is joined only when a filter reads it.
-    let from = if filters.iter().any(|f| f.starts_with("s.")) {
-        "FROM users u JOIN subscriptions s ON s.user_id = u.id"
-    } else {
-        "FROM users u"
+    // Read only the tables the filters need: every user has exactly one subscription, so a
+    // plan filter alone is counted on the subscriptions index.
+    let reads_subscription = filters.iter().any(|f| f.starts_with("s."));
+    let reads_user = filters.iter().any(|f| !f.starts_with("s."));
+    let from = match (reads_subscription, reads_user) {
+        (true, true) => "FROM users u JOIN subscriptions s ON s.user_id = u.id",
+        (true, false) => "FROM subscriptions s",
+        _ => "FROM users u",
     };
     let sql = format!(
         "SELECT COUNT(*) FROM (SELECT 1 {from} {} LIMIT {cap}) matching",
