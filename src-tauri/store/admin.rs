@@ -12,6 +12,9 @@ pub enum Bind {
     Int(i64),
 }
 
+/// Binds the values of a dynamically built query. Such queries are not kept as prepared
+/// statements (`persistent(false)`): their text varies with the filters, and PostgreSQL then
+/// plans each with its actual values, so that a trigram index serves `LIKE '%…%'`.
 fn bind_all<'q, O>(
     mut q: QueryAs<'q, Any, O, AnyArguments<'q>>,
     binds: &'q [Bind],
@@ -103,7 +106,7 @@ pub async fn list_users(
         from_clause(kind),
         where_clause(filters)
     );
-    bind_all(sqlx::query_as(&sql), binds).fetch_all(pool).await
+    bind_all(sqlx::query_as(&sql).persistent(false), binds).fetch_all(pool).await
 }
 
 /// Matching users, counted up to `cap`.
@@ -127,7 +130,7 @@ pub async fn count_users(
         "SELECT COUNT(*) FROM (SELECT 1 {from} {} LIMIT {cap}) matching",
         where_clause(filters)
     );
-    let (n,): (i64,) = bind_all(sqlx::query_as(&sql), binds)
+    let (n,): (i64,) = bind_all(sqlx::query_as(&sql).persistent(false), binds)
         .fetch_one(pool)
         .await?;
     Ok(n)
