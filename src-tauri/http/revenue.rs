@@ -41,6 +41,7 @@ pub struct RevenueQuery {
     /// How many months, ending with the current one (UTC): 1 to 120, 12 by default.
     months: Option<i64>,
     /// `json` (default) or `csv`.
+    #[param(inline)]
     format: Option<Format>,
 }
 

@@ -38,10 +38,13 @@ pub struct UserQuery {
     /// Email search: a prefix (`ada@`) or any part of it (3 characters or more).
     pub q: Option<String>,
     pub plan: Option<String>,
+    #[param(inline)]
     pub status: Option<UserStatus>,
+    #[param(inline)]
     pub role: Option<Role>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    #[param(inline)]
     pub sort: Option<UserSort>,
     /// 1 to 200; 50 by default.
     pub limit: Option<i64>,
