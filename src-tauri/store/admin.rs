@@ -106,7 +106,9 @@ pub async fn list_users(
         from_clause(kind),
         where_clause(filters)
     );
-    bind_all(sqlx::query_as(&sql).persistent(false), binds).fetch_all(pool).await
+    bind_all(sqlx::query_as(&sql).persistent(false), binds)
+        .fetch_all(pool)
+        .await
 }
 
 /// Matching users, counted up to `cap`.
