@@ -108,7 +108,13 @@ impl From<Error> for ApiError {
             }
             Error::InsufficientScope(scope) => err = err.with_detail("scope", scope.as_str()),
             Error::NotFound(what) => err = err.with_detail("resource", *what),
-            Error::QuotaExceeded(d) => err = err.with_details(d.as_ref()),
+            Error::QuotaExceeded(d) => {
+                // Retrying is useful once the window resets.
+                let wait = (d.resets_at - chrono::Utc::now()).num_seconds().max(1);
+                err.headers
+                    .push((axum::http::header::RETRY_AFTER, wait.to_string()));
+                err = err.with_details(d.as_ref());
+            }
             Error::InsufficientCredits(d) => err = err.with_details(d.as_ref()),
             Error::FeatureNotInPlan(d) => err = err.with_details(d.as_ref()),
             Error::RateLimited(d) => {

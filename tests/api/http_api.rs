@@ -584,6 +584,14 @@ async fn user_life_cycle_through_the_free_limit_and_plan_changes(backend: Backen
         .await
         .unwrap();
     assert_eq!(res.status(), 429);
+    assert!(
+        res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 0
+    );
     let v: Value = res.json().await.unwrap();
     let e = &v["error"];
     assert_eq!(e["code"], "quota_exceeded");
