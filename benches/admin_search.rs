@@ -72,8 +72,9 @@ async fn run() {
             users - existing
         );
     }
+    // A settled database, as autovacuum keeps it: statistics and the visibility map.
     if backend == "PostgreSQL" {
-        sqlx::query("ANALYZE")
+        sqlx::query("VACUUM ANALYZE")
             .execute(engine.db().write())
             .await
             .unwrap();
