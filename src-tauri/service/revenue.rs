@@ -298,10 +298,7 @@ impl Engine {
         actor: &Actor,
         months: Option<i64>,
     ) -> Result<Report<MrrMonth>> {
-        self.authorize(actor, Action::ViewRevenue)?;
-        let n = check_months(months)?;
-        let (ledger, now) = self.revenue_ledger().await?;
-        Ok(report(now, ledger.mrr(&Window::ending_at(now, n))))
+        self.revenue_report(actor, months, Ledger::mrr).await
     }
 
     pub async fn admin_revenue_movements(
@@ -309,10 +306,7 @@ impl Engine {
         actor: &Actor,
         months: Option<i64>,
     ) -> Result<Report<MovementMonth>> {
-        self.authorize(actor, Action::ViewRevenue)?;
-        let n = check_months(months)?;
-        let (ledger, now) = self.revenue_ledger().await?;
-        Ok(report(now, ledger.movements(&Window::ending_at(now, n))))
+        self.revenue_report(actor, months, Ledger::movements).await
     }
 
     pub async fn admin_revenue_by_plan(
@@ -320,10 +314,7 @@ impl Engine {
         actor: &Actor,
         months: Option<i64>,
     ) -> Result<Report<PlanMonth>> {
-        self.authorize(actor, Action::ViewRevenue)?;
-        let n = check_months(months)?;
-        let (ledger, now) = self.revenue_ledger().await?;
-        Ok(report(now, ledger.by_plan(&Window::ending_at(now, n))))
+        self.revenue_report(actor, months, Ledger::by_plan).await
     }
 
     pub async fn admin_revenue_churn(
@@ -331,10 +322,20 @@ impl Engine {
         actor: &Actor,
         months: Option<i64>,
     ) -> Result<Report<ChurnMonth>> {
+        self.revenue_report(actor, months, Ledger::churn).await
+    }
+
+    /// The steps every revenue table shares: permission, month range, ledger, report.
+    async fn revenue_report<Row: Serialize>(
+        &self,
+        actor: &Actor,
+        months: Option<i64>,
+        table: impl FnOnce(&Ledger, &Window) -> Vec<Row>,
+    ) -> Result<Report<Row>> {
         self.authorize(actor, Action::ViewRevenue)?;
         let n = check_months(months)?;
         let (ledger, now) = self.revenue_ledger().await?;
-        Ok(report(now, ledger.churn(&Window::ending_at(now, n))))
+        Ok(report(now, table(&ledger, &Window::ending_at(now, n))))
     }
 
     async fn revenue_ledger(&self) -> Result<(Ledger, i64)> {
