@@ -1,0 +1,44 @@
+// The console's routes: one per screen, filters as typed search params so that Back returns to
+// the same list. Hash history: the app is served from files embedded in the binary.
+import { createHashHistory, createRootRoute, createRoute, createRouter } from "@tanstack/react-router";
+import { Shell } from "./routes/Shell";
+import { HomeScreen } from "./routes/HomeScreen";
+import { UsersScreen, parseUserSearch } from "./routes/UsersScreen";
+import { UserScreen } from "./routes/UserScreen";
+import { AuditScreen, parseAuditSearch } from "./routes/AuditScreen";
+
+const rootRoute = createRootRoute({ component: Shell });
+
+export const homeRoute = createRoute({ getParentRoute: () => rootRoute, path: "/", component: HomeScreen });
+
+export const usersRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/users",
+  validateSearch: parseUserSearch,
+  component: UsersScreen,
+});
+
+export const userRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/users/$userId",
+  component: UserScreen,
+});
+
+export const auditRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/audit",
+  validateSearch: parseAuditSearch,
+  component: AuditScreen,
+});
+
+const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute]);
+
+export function createConsoleRouter() {
+  return createRouter({ routeTree, history: createHashHistory(), defaultPreload: false });
+}
+
+declare module "@tanstack/react-router" {
+  interface Register {
+    router: ReturnType<typeof createConsoleRouter>;
+  }
+}
