@@ -1,0 +1,227 @@
+// The console end to end, in its real window through tauri-driver: connect, sign in as support,
+// find a user among thousands, change their plan, see it in the detail and the audit log,
+// suspend and reactivate, sign out, and check that finance cannot act. Screenshots of each
+// screen go to target/screenshots/. Run by scripts/e2e, which seeds the database and starts
+// tauri-driver under a virtual display.
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Session, waitForDriver } from "./webdriver.mjs";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (scripts/e2e sets it)`);
+  return v;
+};
+const driver = env("E2E_DRIVER_URL");
+const bin = env("TOLLGATE_BIN");
+const databaseUrl = env("E2E_DATABASE_URL");
+const support = { email: env("E2E_SUPPORT_EMAIL"), password: env("E2E_SUPPORT_PASSWORD") };
+const finance = { email: env("E2E_FINANCE_EMAIL"), password: env("E2E_FINANCE_PASSWORD") };
+const shots = env("E2E_SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+
+const steps = [];
+let current = null; // the open session, for a screenshot when a step fails
+async function step(name, fn) {
+  const started = Date.now();
+  process.stdout.write(`• ${name} … `);
+  try {
+    await fn();
+  } catch (e) {
+    console.log("FAILED");
+    if (current) await shot(current, `failed-${steps.length + 1}`).catch(() => {});
+    throw e;
+  }
+  const ms = Date.now() - started;
+  steps.push({ name, ms });
+  console.log(`ok (${ms} ms)`);
+}
+
+async function shot(s, name) {
+  writeFileSync(join(shots, `${name}.png`), await s.screenshot());
+}
+
+async function signIn(s, who) {
+  const email = await s.byTestId("sign-in-email", 30_000);
+  await email.clear();
+  await email.type(who.email);
+  await (await s.byTestId("sign-in-password")).type(who.password);
+  await (await s.byTestId("sign-in-submit")).click();
+  await s.byTestId("nav-users", 20_000);
+}
+
+/** Rows of the users table as the page shows them. */
+function visibleRows(s) {
+  return s.execute(`
+    return [...document.querySelectorAll('[data-testid="user-row"]')].map((r) => ({
+      id: r.dataset.userId,
+      email: r.querySelector('.col-email').textContent,
+      role: r.querySelector('.col-role').textContent,
+      status: r.querySelector('.col-status').textContent,
+      plan: r.querySelector('.col-plan').textContent,
+    }));`);
+}
+
+async function searchAndOpen(s, email) {
+  await (await s.byTestId("nav-users")).click();
+  const box = await s.byTestId("user-search");
+  await box.clear();
+  await box.type(email);
+  const row = await s.waitUntil(async () => {
+    const rows = await s.findAll('[data-testid="user-row"]');
+    if (rows.length !== 1) return null;
+    return (await rows[0].text()).includes(email) ? rows[0] : null;
+  }, `exactly one row for ${email}`);
+  return row;
+}
+
+async function detailText(s) {
+  return (await s.byTestId("user-detail")).text();
+}
+
+async function runAction(s, action, fill) {
+  const button = await s.byTestId(`action-${action}`);
+  assert.equal(await button.enabled(), true, `action-${action} is enabled`);
+  await button.click();
+  await s.byTestId("dialog-reason");
+  await fill?.();
+  await (await s.byTestId("dialog-confirm")).click();
+  // The dialog closes once the command answered; a refusal would keep it open with its code.
+  await s.waitUntil(async () => (await s.findAll('[data-testid="dialog-confirm"]')).length === 0, `the ${action} dialog to close`);
+}
+
+async function main() {
+  await waitForDriver(driver);
+  let target;
+
+  // 1. No database given: the connection screen; connect through its URL field.
+  let s = await Session.start(driver, { application: bin, args: ["desktop"] });
+  current = s;
+  try {
+    await step("connection screen, connect by URL", async () => {
+      const url = await s.byTestId("connect-url", 30_000);
+      await shot(s, "01-connect");
+      await url.type(databaseUrl);
+      await (await s.byTestId("connect")).click();
+      await s.byTestId("sign-in-email", 20_000);
+      await shot(s, "02-sign-in");
+    });
+  } finally {
+    await s.end();
+  }
+
+  // 2. Opened on the database directly, as support.
+  s = await Session.start(driver, { application: bin, args: ["desktop", "--database-url", databaseUrl] });
+  current = s;
+  try {
+    await step("sign in as support", async () => {
+      await signIn(s, support);
+      await s.find(".figure-value", 20_000);
+      await shot(s, "03-home");
+    });
+
+    await step("users list among thousands, search one user, open them", async () => {
+      await (await s.byTestId("nav-users")).click();
+      await s.byTestId("user-row", 20_000);
+      const total = await s.waitUntil(async () => {
+        const t = await (await s.byTestId("user-total")).text();
+        const n = Number(t.replace(/[^0-9]/g, ""));
+        return n > 0 ? n : null;
+      }, "the users total");
+      assert.ok(total >= 1000, `thousands of users listed (total ${total})`);
+      await shot(s, "04-users");
+      const rows = await visibleRows(s);
+      const customers = rows.filter((r) => r.role === "user" && r.status === "active");
+      assert.ok(customers.length > 10, "active customers are listed");
+      target = customers[Math.floor(customers.length / 2)];
+      const row = await searchAndOpen(s, target.email);
+      await shot(s, "05-users-search");
+      await row.click();
+      const text = await detailText(s);
+      assert.ok(text.includes(target.email), "the detail shows the email");
+      assert.ok(text.includes("active"), "the detail shows the status");
+      await shot(s, "06-user-detail");
+    });
+
+    let newPlan;
+    await step("change their plan with a reason, see it in the detail", async () => {
+      const before = await (await s.byTestId("detail-plan")).text();
+      await runAction(s, "change-plan", async () => {
+        const options = await s.execute(
+          `return [...document.querySelector('[data-testid="dialog-plan"]').options].map((o) => o.value);`,
+        );
+        newPlan = options.find((o) => o && o !== before);
+        assert.ok(newPlan, `a plan other than ${before} among ${options}`);
+        const option = await s.find(`[data-testid="dialog-plan"] option[value="${newPlan}"]`);
+        await option.click();
+        assert.equal(await (await s.byTestId("dialog-plan")).property("value"), newPlan);
+        await (await s.byTestId("dialog-reason")).type("e2e: partner deal");
+        await shot(s, "07-change-plan-dialog");
+      });
+      await s.waitUntil(async () => (await (await s.byTestId("detail-plan")).text()) === newPlan, `the detail to show plan ${newPlan}`);
+      await shot(s, "08-plan-changed");
+    });
+
+    await step("the change is in the audit log", async () => {
+      await (await s.byTestId("nav-audit")).click();
+      const row = await s.waitUntil(async () => {
+        for (const r of await s.findAll('[data-testid="audit-row"]')) {
+          const t = await r.text();
+          if (t.includes("e2e: partner deal") && t.includes(target.id)) return r;
+        }
+        return null;
+      }, "an audit row for the plan change");
+      assert.match(await row.text(), new RegExp(newPlan));
+      await shot(s, "09-audit");
+      await s.back();
+      await s.byTestId("user-detail");
+    });
+
+    await step("suspend, then reactivate", async () => {
+      await runAction(s, "suspend", () => s.byTestId("dialog-reason").then((r) => r.type("e2e: chargeback")));
+      await s.waitUntil(async () => (await (await s.byTestId("detail-status")).text()) === "suspended", "status suspended");
+      await shot(s, "10-suspended");
+      await runAction(s, "reactivate", () => s.byTestId("dialog-reason").then((r) => r.type("e2e: resolved")));
+      await s.waitUntil(async () => (await (await s.byTestId("detail-status")).text()) === "active", "status active again");
+    });
+
+    await step("sign out", async () => {
+      await (await s.byTestId("sign-out")).click();
+      await s.byTestId("sign-in-email", 20_000);
+    });
+
+    await step("finance cannot act: buttons disabled with a reason, the command refuses", async () => {
+      await signIn(s, finance);
+      const row = await searchAndOpen(s, target.email);
+      await row.click();
+      await s.byTestId("user-detail");
+      for (const action of ["change-plan", "grant-credits", "suspend", "impersonate"]) {
+        const button = await s.byTestId(`action-${action}`);
+        assert.equal(await button.enabled(), false, `action-${action} is disabled for finance`);
+        const reason = await button.attribute("data-disabled-reason");
+        assert.match(reason ?? "", /finance role cannot/, `action-${action} says why`);
+      }
+      await shot(s, "11-finance-detail");
+      const refused = await s.executeAsync(
+        `const done = arguments[arguments.length - 1];
+         window.__TAURI_INTERNALS__.invoke("suspend_user", { userId: arguments[0], reason: "e2e: not allowed" })
+           .then(() => done({ ok: true }), (e) => done({ ok: false, error: e }));`,
+        target.id,
+      );
+      assert.equal(refused.ok, false, "suspend_user is refused for finance");
+      assert.equal(refused.error?.code, "forbidden", `refused with forbidden: ${JSON.stringify(refused.error)}`);
+      const text = await detailText(s);
+      assert.ok(text.includes("active"), "the user is still active");
+    });
+  } finally {
+    await s.end();
+  }
+
+  console.log(`\n${steps.length} steps passed; screenshots in ${shots}`);
+}
+
+main().catch((e) => {
+  console.error(`\nFAILED: ${e.stack ?? e}`);
+  process.exit(1);
+});
