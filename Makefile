@@ -1,13 +1,29 @@
-# The commands README.md gives. `make run` serves the API on SQLite; `make test` runs every test
-# on SQLite and on a throw-away PostgreSQL server.
+# The commands README.md gives. `make run` opens the desktop console on the SQLite file
+# tollgate.db; `make test` runs every test: Rust on SQLite and on a throw-away PostgreSQL server,
+# the console's typecheck and component tests, and the console end to end in a real window.
 
-.PHONY: run test deps ui lint desktop
+.PHONY: run serve test deps ui ui-check e2e lint desktop
 
+DATABASE_URL ?= sqlite://tollgate.db
+
+# Without a display there is no window to open: say so before building anything.
 run:
+	@if [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \
+	  echo "make run opens the desktop console, but this machine has no graphical display (DISPLAY and WAYLAND_DISPLAY are unset)."; \
+	  echo "Run the HTTP API instead:  make serve   (or: cargo run --release --no-default-features -- serve)"; \
+	  exit 1; \
+	fi
+	$(MAKE) deps ui
+	cargo run -- desktop --database-url $(DATABASE_URL)
+
+serve:
 	cargo run --release --no-default-features -- serve
 
-test: deps ui
+# The UI is built first: the binary that `cargo test` builds embeds ui/dist, and the
+# end-to-end run drives that same binary (target/debug/tollgate).
+test: deps ui-check
 	scripts/with-postgres cargo test
+	scripts/e2e
 
 deps:
 	scripts/install-deps
@@ -15,11 +31,16 @@ deps:
 ui:
 	cd ui && npm ci --no-audit --no-fund && npm run build
 
+ui-check: ui
+	cd ui && npm run typecheck && npm test
+
+e2e:
+	scripts/e2e
+
 lint: deps ui
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --no-default-features --all-targets -- -D warnings
 	cd ui && npm run typecheck
 
-desktop: deps ui
-	cargo run
+desktop: run
