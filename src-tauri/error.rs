@@ -5,6 +5,7 @@ use serde::Serialize;
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct FieldError {
     pub field: String,
     pub code: String,

@@ -61,7 +61,12 @@ pub enum Command {
     Dev(admin_cli::DevCommand),
     /// Open the desktop console (the default when no command is given).
     #[cfg(feature = "desktop")]
-    Desktop,
+    Desktop {
+        /// Open this database at once instead of the connection screen (`sqlite://FILE`,
+        /// created when missing, or `postgres://…`).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -497,7 +502,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Revenue(cmd)) => revenue_cli::run(settings, cmd).await,
         Some(Command::Dev(cmd)) => admin_cli::dev(settings, cmd).await,
         #[cfg(feature = "desktop")]
-        Some(Command::Desktop) | None => crate::desktop::run(settings),
+        Some(Command::Desktop { database_url }) => {
+            let url = database_url.or_else(database_url_from_env);
+            crate::desktop::run(settings, url)
+        }
+        #[cfg(feature = "desktop")]
+        None => crate::desktop::run(settings, database_url_from_env()),
         #[cfg(not(feature = "desktop"))]
         None => {
             use clap::CommandFactory;
@@ -505,6 +515,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `TOLLGATE_DATABASE_URL`, which makes the console open that database directly.
+#[cfg(feature = "desktop")]
+fn database_url_from_env() -> Option<String> {
+    std::env::var("TOLLGATE_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
 }
 
 async fn serve(settings: Settings, addr: Option<SocketAddr>) -> anyhow::Result<()> {

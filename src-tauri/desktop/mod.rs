@@ -1,36 +1,98 @@
-//! The desktop console (Tauri 2): a window over the same engine the HTTP API uses, with a
-//! switch that serves the HTTP API from inside the app.
+//! The desktop console (Tauri 2): a window over the same engine the HTTP API uses. It starts
+//! without a database unless one is given, signs staff in with a real session, and offers the
+//! back office screen by screen (one file of commands per screen).
 
-mod commands;
+mod api;
+mod audit;
+mod connection;
+mod decisions;
 mod embedded_api;
+mod error;
+mod home;
+mod recent;
+mod revenue;
+mod session;
+mod staff;
+mod state;
+mod users;
+mod wire;
 
-pub use commands::{ApiStatus, Backend, CommandError, ErrorCode, Status};
+pub use connection::{suggested_database_url, DEMO_PASSWORD};
 pub use embedded_api::{EmbeddedApi, SwitchError};
+pub use error::{CommandError, ErrorCode};
+pub use recent::{without_password, RecentConnections};
+pub use state::{Console, VIA};
+pub use wire::*;
 
 use crate::config::Settings;
-use crate::service::Engine;
 use anyhow::Context;
+use tauri::Manager;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-/// The console's commands, shared by the app and by the test that writes `ui/src/bindings.ts`.
+/// The console's commands and events, shared by the app and by the test that writes
+/// `ui/src/bindings.ts`.
 pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
     tauri_specta::Builder::<tauri::Wry>::new()
         .commands(tauri_specta::collect_commands![
-            commands::status,
-            commands::start_api,
-            commands::stop_api,
+            // Connection screen and first run.
+            connection::connection_state,
+            connection::connect,
+            connection::disconnect,
+            connection::default_database_path,
+            connection::create_first_admin,
+            connection::seed_demo,
+            // Session.
+            session::sign_in,
+            session::sign_out,
+            session::permissions,
+            // Home.
+            home::home_stats,
+            // Users.
+            users::list_users,
+            users::user_detail,
+            users::list_plans,
+            users::change_plan,
+            users::grant_credits,
+            users::reset_usage,
+            users::clear_limits,
+            users::suspend_user,
+            users::reactivate_user,
+            users::revoke_sessions,
+            users::revoke_key,
+            users::impersonate,
+            users::delete_user,
+            // Refusals explained, and their fixes.
+            decisions::explain_decision,
+            decisions::apply_fix,
+            // Audit log.
+            audit::audit_log,
+            // Revenue (finance).
+            revenue::revenue_mrr,
+            revenue::revenue_movements,
+            revenue::revenue_by_plan,
+            revenue::revenue_churn,
+            // Staff accounts (admins).
+            staff::list_staff,
+            staff::set_staff_role,
+            // Status bar.
+            api::status,
+            api::start_api,
+            api::stop_api,
         ])
+        .events(tauri_specta::collect_events![wire::SeedProgress])
         // Counts, cents and millisecond times stay far below 2^53, so JSON numbers are exact.
         .dangerously_cast_bigints_to_number()
         // The wire types only travel Rust -> UI, so one TypeScript type each is enough.
         .disable_serde_phases()
 }
 
-/// Opens the console window and returns when it is closed.
+/// Opens the console window and returns when it is closed. `database_url` (from
+/// `--database-url` or `TOLLGATE_DATABASE_URL`) opens that database at once; without it the
+/// console starts on its connection screen.
 ///
 /// The CLI calls this from inside its tokio runtime's `block_on`: the window's event loop takes
 /// over this (main) thread, while commands and the embedded API run on that runtime.
-pub fn run(settings: Settings) -> anyhow::Result<()> {
+pub fn run(settings: Settings, database_url: Option<String>) -> anyhow::Result<()> {
     let runtime = Handle::try_current().context("the desktop console needs a tokio runtime")?;
     anyhow::ensure!(
         runtime.runtime_flavor() == RuntimeFlavor::MultiThread,
@@ -49,53 +111,62 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         "no graphical display (DISPLAY and WAYLAND_DISPLAY are unset): \
          use `tollgate serve` to run the HTTP API, or see `tollgate --help`"
     );
-    tokio::task::block_in_place(|| run_window(&runtime, settings))
+    tokio::task::block_in_place(|| run_window(&runtime, settings, database_url))
 }
 
-fn run_window(runtime: &Handle, settings: Settings) -> anyhow::Result<()> {
-    let engine = runtime.block_on(Engine::start(settings))?;
-    // Commands must run where sqlx's pools were created.
+fn run_window(
+    runtime: &Handle,
+    settings: Settings,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    // Commands must run where sqlx's pools are created.
     tauri::async_runtime::set(runtime.clone());
-    let upkeep = {
-        let _entered = runtime.enter();
-        engine.spawn_upkeep()
-    };
-    let api = EmbeddedApi::default();
-
-    let shown = show_window(&engine, &api);
-
-    runtime.block_on(async {
-        if let Err(e) = api.stop().await {
-            tracing::warn!(error = %e, "stopping the HTTP API at exit");
-        }
-        upkeep.abort();
-        engine.shutdown().await;
-    });
-    let exit_code = shown?;
-    anyhow::ensure!(exit_code == 0, "the console exited with code {exit_code}");
-    Ok(())
-}
-
-/// Runs the window's event loop until the window is closed; returns the exit code.
-fn show_window(engine: &Engine, api: &EmbeddedApi) -> anyhow::Result<i32> {
-    tracing::info!(database = %engine.db().display_url(), "opening the console");
     let builder = specta_builder();
     let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
         .invoke_handler(builder.invoke_handler())
-        .manage(engine.clone())
-        .manage(api.clone())
         .setup(move |app| {
             builder.mount_events(app);
+            let recent = app
+                .path()
+                .app_config_dir()
+                .ok()
+                .map(|dir| dir.join("recent-connections.json"));
+            let console = Console::new(settings, RecentConnections::new(recent));
+            let handle = app.handle().clone();
+            console.on_title(move |title| {
+                if let Some(window) = handle.get_webview_window("main") {
+                    let _ = window.set_title(&title);
+                }
+            });
+            if let Some(url) = database_url {
+                let opened = tauri::async_runtime::block_on(console.connect(&url));
+                if let Err(e) = opened {
+                    tracing::warn!(error = %e, "could not open the database given at start-up");
+                    console.set_initial_error(Some(e.message));
+                }
+            }
+            app.manage(console);
             Ok(())
         })
         .build(tauri::generate_context!())
         .context("opening the console window")?;
-    Ok(app.run_return(|_, _| {}))
+    let exit_code = app.run_return(|handle, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Stop the embedded API, the upkeep and the database before the process ends.
+            if let Some(console) = handle.try_state::<Console>() {
+                tauri::async_runtime::block_on(console.close());
+            }
+        }
+    });
+    anyhow::ensure!(exit_code == 0, "the console exited with code {exit_code}");
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::Engine;
 
     /// Writes the UI's typed bindings; CI fails when the checked-in file differs.
     #[test]
@@ -105,7 +176,14 @@ mod tests {
             .export(specta_typescript::Typescript::default(), path)
             .expect("exporting ui/src/bindings.ts");
         let written = std::fs::read_to_string(path).expect("reading the bindings");
-        for command in ["status", "startApi", "stopApi"] {
+        for command in [
+            "status",
+            "startApi",
+            "stopApi",
+            "signIn",
+            "listUsers",
+            "auditLog",
+        ] {
             assert!(written.contains(command), "{command} is missing");
         }
     }

@@ -5,6 +5,7 @@ use std::fmt;
 /// A syntactically valid email address: trimmed, lowercased, `local@domain.tld`.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "desktop", derive(specta::Type), specta(transparent))]
 pub struct Email(String);
 
 impl Email {

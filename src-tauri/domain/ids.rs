@@ -26,6 +26,7 @@ macro_rules! prefixed_id {
     ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "desktop", derive(specta::Type), specta(transparent))]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 

@@ -16,6 +16,7 @@ use std::fmt;
     utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub enum Role {
     User,
     Support,
@@ -53,6 +54,7 @@ impl fmt::Display for Role {
 /// Life-cycle state of an account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub enum UserStatus {
     Active,
     Suspended,

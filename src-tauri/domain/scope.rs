@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
     Ord,
     utoipa::ToSchema,
 )]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub enum Scope {
     /// Meter usage (`POST /v1/meter`, release) and check entitlements.
     #[serde(rename = "meter")]

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 /// An account as the rest of the engine sees it (no password hash).
 #[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct User {
     pub id: UserId,
     pub email: Email,

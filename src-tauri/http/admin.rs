@@ -416,6 +416,7 @@ async fn audit(
         action: q.action,
         since: q.since,
         limit: q.limit,
+        ..Default::default()
     };
     Ok(Json(state.engine.admin_audit(&a, &f).await?))
 }

@@ -14,6 +14,7 @@ pub use file::{check, parse, CheckReport, Problem};
 /// How often a plan is billed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub enum Interval {
     Month,
     Year,

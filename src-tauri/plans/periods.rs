@@ -5,6 +5,7 @@ use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
 
 /// A half-open window `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Window {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,

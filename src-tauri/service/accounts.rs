@@ -24,6 +24,7 @@ pub struct TokenPair {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct SessionInfo {
     pub id: String,
     pub user_agent: Option<String>,
@@ -119,6 +120,14 @@ impl Engine {
         password: &str,
         device: Device,
     ) -> Result<(User, TokenPair)> {
+        let user = self.verify_login(email, password).await?;
+        let pair = self.open_session(&user, &device).await?;
+        Ok((user, pair))
+    }
+
+    /// The checks of [`Engine::login`] without opening a session: the live, active account
+    /// whose password this is.
+    pub async fn verify_login(&self, email: &str, password: &str) -> Result<User> {
         let row = match Email::parse(email) {
             Ok(email) => users::find_live_by_email(self.db().read(), &email).await?,
             Err(_) => None,
@@ -136,8 +145,25 @@ impl Engine {
             UserStatus::Suspended => return Err(Error::AccountSuspended),
             UserStatus::Deleted => return Err(Error::InvalidCredentials),
         }
-        let pair = self.open_session(&user, &device).await?;
-        Ok((user, pair))
+        Ok(user)
+    }
+
+    /// The account behind a session its holder keeps without tokens (the desktop console),
+    /// checked as a bearer token is: the session is live and the account active.
+    pub async fn session_user(&self, user: &UserId, session: &SessionId) -> Result<User> {
+        let row = sessions::find(self.db().read(), session)
+            .await?
+            .filter(|s| s.user_id == user.as_str())
+            .ok_or(Error::SessionRevoked)?;
+        if row.revoked_at.is_some() || row.expires_at <= self.now_ms() {
+            return Err(Error::SessionRevoked);
+        }
+        let user = self.user(user).await?;
+        match user.status {
+            UserStatus::Active => Ok(user),
+            UserStatus::Suspended => Err(Error::AccountSuspended),
+            UserStatus::Deleted => Err(Error::SessionRevoked),
+        }
     }
 
     /// Opens a new device session for a user who has just proven who they are.
@@ -383,6 +409,65 @@ impl Engine {
         self.insert_default_subscription(&mut tx, &id).await?;
         tx.commit().await?;
         Ok((self.user(&id).await?, generated))
+    }
+
+    /// Whether any live account has a staff role (a new database has none).
+    pub async fn has_staff(&self) -> Result<bool> {
+        Ok(!store::admin::staff(self.db().read()).await?.is_empty())
+    }
+
+    /// Whether any live customer account exists (demo data is offered only when none does).
+    pub async fn has_customers(&self) -> Result<bool> {
+        Ok(users::any_customer(self.db().read()).await?)
+    }
+
+    /// Creates the first admin of a database that has no staff yet (first-run set-up). Refused
+    /// once any staff account exists, and for an email already in use.
+    pub async fn create_first_admin(&self, email: &str, password: &str) -> Result<User> {
+        let (email, password, _) = validate_registration(&Registration {
+            email,
+            password,
+            full_name: None,
+        })?;
+        if self.has_staff().await? {
+            return Err(Error::Conflict(
+                "this database already has staff: sign in instead".into(),
+            ));
+        }
+        let hash = self.passwords().hash(&password).await?;
+        let id = UserId::new();
+        let now = self.now_ms();
+        let target = id.to_string();
+        let mut tx = self.db().begin().await?;
+        users::insert(
+            &mut tx,
+            users::NewUser {
+                id: &id,
+                email: &email,
+                full_name: None,
+                password_hash: &hash,
+                role: Role::Admin,
+                now_ms: now,
+            },
+        )
+        .await?;
+        self.insert_default_subscription(&mut tx, &id).await?;
+        super::audit::Draft {
+            actor: &target,
+            action: "staff.first_admin",
+            target: &target,
+            reason: Some("first-run set-up"),
+            via: Some("console"),
+        }
+        .write(
+            &mut tx,
+            serde_json::json!({}),
+            serde_json::json!({ "role": Role::Admin }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.user(&id).await
     }
 
     pub async fn count_users(&self) -> Result<i64> {

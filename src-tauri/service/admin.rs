@@ -3,7 +3,7 @@
 //! event in the same transaction as the change it makes.
 
 use super::api_keys::ApiKeyInfo;
-use super::audit::{AuditEntry, AuditFilter, Draft};
+use super::audit::{AuditEntry, AuditFilter, AuditPage, Draft};
 use super::permissions::{allows, Action};
 use super::subscriptions::{Effective, SubscriptionView};
 use super::Engine;
@@ -25,6 +25,7 @@ pub struct Actor {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub enum UserSort {
     #[default]
     CreatedDesc,
@@ -34,6 +35,8 @@ pub enum UserSort {
 
 /// Filters and page of `GET /v1/admin/users`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
+#[serde(default)]
 pub struct UserQuery {
     /// Email search: a prefix (`ada@`) or any part of it (3 characters or more).
     pub q: Option<String>,
@@ -53,6 +56,7 @@ pub struct UserQuery {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct UserRow {
     pub id: String,
     pub email: String,
@@ -64,6 +68,7 @@ pub struct UserRow {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct UserPage {
     pub users: Vec<UserRow>,
     /// Users matching the filters, counted up to [`COUNT_CAP`].
@@ -77,6 +82,7 @@ pub struct UserPage {
 pub const COUNT_CAP: i64 = 100_000;
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct UserDetail {
     pub user: User,
     pub subscription: SubscriptionView,
@@ -85,9 +91,14 @@ pub struct UserDetail {
     pub keys: Vec<ApiKeyInfo>,
     pub recent_usage: Vec<UsageEventView>,
     pub audit: Vec<AuditEntry>,
+    /// The latest events of each credit metric: grants, spends, expiries (newest first).
+    pub credit_ledger: Vec<UsageEventView>,
+    /// The latest refused requests, each explained.
+    pub refusals: Vec<Explanation>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct UsageEventView {
     pub id: String,
     pub metric: String,
@@ -98,7 +109,22 @@ pub struct UsageEventView {
     pub released: bool,
 }
 
+impl From<store::usage::EventRow> for UsageEventView {
+    fn from(e: store::usage::EventRow) -> Self {
+        UsageEventView {
+            id: e.id,
+            metric: e.metric,
+            kind: e.kind,
+            amount: e.amount,
+            at: at(e.at),
+            request_id: e.request_id,
+            released: e.released != 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Impersonation {
     pub access_token: String,
     pub token_type: &'static str,
@@ -109,6 +135,7 @@ pub struct Impersonation {
 
 /// A refusal explained in plain words, with the fixes support may apply.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Explanation {
     pub decision: super::decisions::Decision,
     pub summary: Vec<String>,
@@ -117,6 +144,7 @@ pub struct Explanation {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub enum Fix {
     /// Reset the metric's usage for the current window.
     QuotaBoost,
@@ -129,6 +157,7 @@ pub enum Fix {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Stats {
     pub users_total: i64,
     pub users_active: i64,
@@ -140,12 +169,14 @@ pub struct Stats {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Count {
     pub name: String,
     pub count: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct DayCount {
     pub date: chrono::NaiveDate,
     pub count: i64,
@@ -164,8 +195,37 @@ fn cursor_decode(c: &str) -> Result<(String, String)> {
 }
 
 impl Engine {
+    /// From now on, notes every action [`Engine::authorize`] checks (until taken).
+    pub fn note_authorizations(&self) {
+        *self
+            .inner
+            .authorizations
+            .lock()
+            .expect("authorizations lock") = Some(Vec::new());
+    }
+
+    /// The actions checked since the last call (or since noting began), in order.
+    pub fn take_authorizations(&self) -> Vec<Action> {
+        self.inner
+            .authorizations
+            .lock()
+            .expect("authorizations lock")
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// The permission check every back-office function starts with.
     pub fn authorize(&self, actor: &Actor, action: Action) -> Result<()> {
+        if let Some(noted) = self
+            .inner
+            .authorizations
+            .lock()
+            .expect("authorizations lock")
+            .as_mut()
+        {
+            noted.push(action);
+        }
         if actor.user.status != UserStatus::Active || !allows(actor.user.role, action) {
             return Err(Error::Forbidden);
         }
@@ -348,22 +408,29 @@ impl Engine {
         self.authorize(actor, Action::ViewUser)?;
         let user = self.user(id).await?;
         let recent = store::usage::recent_events(self.db().read(), id.as_str(), 50).await?;
+        let usage = self.usage_summary(id).await?;
+        let mut credit_ledger = Vec::new();
+        for metric in usage.credits.keys() {
+            credit_ledger.extend(
+                store::usage::recent_events_of(self.db().read(), id.as_str(), metric, 50)
+                    .await?
+                    .into_iter()
+                    .map(UsageEventView::from),
+            );
+        }
+        credit_ledger.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
         Ok(UserDetail {
             subscription: self.subscription(id).await?,
-            usage: self.usage_summary(id).await?,
+            usage,
             sessions: self.list_sessions(id, None).await?,
             keys: self.list_api_keys(id).await?,
-            recent_usage: recent
+            recent_usage: recent.into_iter().map(UsageEventView::from).collect(),
+            credit_ledger,
+            refusals: self
+                .recent_decisions(id, 20)
+                .await?
                 .into_iter()
-                .map(|e| UsageEventView {
-                    id: e.id,
-                    metric: e.metric,
-                    kind: e.kind,
-                    amount: e.amount,
-                    at: at(e.at),
-                    request_id: e.request_id,
-                    released: e.released != 0,
-                })
+                .map(Self::explanation)
                 .collect(),
             audit: self
                 .audit_log(&AuditFilter {
@@ -650,6 +717,11 @@ impl Engine {
     pub async fn admin_explain(&self, actor: &Actor, request_id: &str) -> Result<Explanation> {
         self.authorize(actor, Action::ExplainDecision)?;
         let decision = self.decision(request_id).await?;
+        Ok(Self::explanation(decision))
+    }
+
+    /// A recorded refusal in plain words, with the fixes that apply.
+    fn explanation(decision: super::decisions::Decision) -> Explanation {
         let f = &decision.facts;
         let d = &f["details"];
         let mut summary = Vec::new();
@@ -718,11 +790,11 @@ impl Engine {
         if f["subscription_status"].as_str() == Some("past_due") {
             fixes.push(Fix::GracePeriod);
         }
-        Ok(Explanation {
+        Explanation {
             decision,
             summary,
             fixes,
-        })
+        }
     }
 
     /// Applies one of the fixes an explanation offers (audited).
@@ -841,8 +913,13 @@ impl Engine {
     }
 
     pub async fn admin_audit(&self, actor: &Actor, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        Ok(self.admin_audit_page(actor, f).await?.entries)
+    }
+
+    /// The audit log one page at a time (the console pages with `next_cursor`).
+    pub async fn admin_audit_page(&self, actor: &Actor, f: &AuditFilter) -> Result<AuditPage> {
         self.authorize(actor, Action::ViewAudit)?;
-        self.audit_log(f).await
+        self.audit_page(f).await
     }
 
     pub async fn admin_list_staff(&self, actor: &Actor) -> Result<Vec<User>> {

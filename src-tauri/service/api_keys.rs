@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 /// A key as listed: never its plaintext.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct ApiKeyInfo {
     pub id: KeyId,
     pub name: String,

@@ -5,7 +5,7 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::store::{at, audit, AnyConn};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Who did what to whom, and why; before/after are added by the action itself.
 #[derive(Debug, Clone)]
@@ -46,6 +46,7 @@ impl Draft<'_> {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct AuditEntry {
     pub id: String,
     pub at: DateTime<Utc>,
@@ -60,18 +61,51 @@ pub struct AuditEntry {
     pub via: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
+#[serde(default)]
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub target: Option<String>,
     pub action: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    /// Only events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
     pub limit: Option<i64>,
+}
+
+/// One page of the audit log, newest first.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Passed back as `cursor` for the next (older) page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn cursor_encode(e: &AuditEntry) -> String {
+    format!("{}.{}", crate::store::ms(e.at), e.id)
+}
+
+fn cursor_decode(c: &str) -> Result<(i64, &str)> {
+    c.split_once('.')
+        .and_then(|(at, id)| Some((at.parse().ok()?, id)))
+        .filter(|(_, id)| !id.is_empty())
+        .ok_or_else(|| {
+            Error::validation("cursor", "invalid", "cursor is not one this log gave out")
+        })
 }
 
 impl Engine {
     /// Audit events, newest first.
     pub async fn audit_log(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        Ok(self.audit_page(f).await?.entries)
+    }
+
+    /// Audit events, newest first, one page at a time.
+    pub async fn audit_page(&self, f: &AuditFilter) -> Result<AuditPage> {
         let limit = f.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(Error::validation(
@@ -80,17 +114,22 @@ impl Engine {
                 "limit must be between 1 and 1000",
             ));
         }
-        let rows = audit::list(
+        let before = f.cursor.as_deref().map(cursor_decode).transpose()?;
+        let rows = audit::list_page(
             self.db().read(),
             f.actor.as_deref(),
             f.target.as_deref(),
             f.action.as_deref(),
             f.since.map(crate::store::ms),
-            limit,
+            f.until.map(crate::store::ms),
+            before,
+            limit + 1,
         )
         .await?;
-        Ok(rows
+        let more = rows.len() as i64 > limit;
+        let entries: Vec<AuditEntry> = rows
             .into_iter()
+            .take(limit as usize)
             .map(|r| AuditEntry {
                 id: r.id,
                 at: at(r.at),
@@ -102,6 +141,15 @@ impl Engine {
                 reason: r.reason,
                 via: r.ip,
             })
-            .collect())
+            .collect();
+        let next_cursor = if more {
+            entries.last().map(cursor_encode)
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            entries,
+            next_cursor,
+        })
     }
 }

@@ -26,6 +26,7 @@ pub struct Refusal {
 
 /// A recorded refusal, as support reads it.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Decision {
     pub request_id: String,
     pub at: DateTime<Utc>,
@@ -65,7 +66,23 @@ impl Engine {
         let row = usage::decision(self.db().read(), request_id)
             .await?
             .ok_or(Error::NotFound("decision"))?;
-        Ok(Decision {
+        Ok(Decision::from(row))
+    }
+
+    /// A user's latest refusals, newest first.
+    pub async fn recent_decisions(
+        &self,
+        user: &crate::domain::UserId,
+        limit: i64,
+    ) -> Result<Vec<Decision>> {
+        let rows = usage::recent_decisions(self.db().read(), user.as_str(), limit).await?;
+        Ok(rows.into_iter().map(Decision::from).collect())
+    }
+}
+
+impl From<usage::DecisionRow> for Decision {
+    fn from(row: usage::DecisionRow) -> Self {
+        Decision {
             request_id: row.request_id,
             at: at(row.at),
             code: row.code,
@@ -74,6 +91,6 @@ impl Engine {
             user_id: row.user_id,
             key_prefix: row.key_prefix,
             facts: serde_json::from_str(&row.facts).unwrap_or(serde_json::Value::Null),
-        })
+        }
     }
 }

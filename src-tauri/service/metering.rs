@@ -136,6 +136,7 @@ pub fn renew_credits(
 
 /// One row of `GET /v1/me/usage`.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct MetricUsage {
     pub limit: Option<i64>,
     pub used: i64,
@@ -148,6 +149,7 @@ pub struct MetricUsage {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct UsageSummary {
     pub plan: String,
     #[schema(value_type = crate::http::docs::PeriodSchema)]

@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     /// Verified API keys by hash, only when this process owns the database (SQLite), where
     /// every revocation and suspension passes through it and clears the cache.
     pub(crate) key_cache: RwLock<HashMap<String, Arc<api_keys::VerifiedKey>>>,
+    /// Back-office actions checked, while [`Engine::note_authorizations`] is on: tests compare
+    /// the transports by the actions their calls check.
+    pub(crate) authorizations: Mutex<Option<Vec<permissions::Action>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -121,6 +124,7 @@ impl Engine {
                 memory,
                 limiter: rate_limits::Limiter::default(),
                 key_cache: RwLock::new(HashMap::new()),
+                authorizations: Mutex::new(None),
             }),
         };
         engine.ensure_catalog().await?;

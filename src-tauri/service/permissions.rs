@@ -5,8 +5,21 @@ use crate::domain::Role;
 use serde::{Deserialize, Serialize};
 
 /// Every back-office action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub enum Action {
     ListUsers,
     ViewUser,

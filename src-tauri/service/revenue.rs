@@ -49,6 +49,7 @@ pub fn check_months(months: Option<i64>) -> Result<usize> {
 
 /// MRR, ARR, ARPU and money collected in one month, per currency.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct MrrMonth {
     /// `YYYY-MM` (UTC).
     pub month: String,
@@ -74,6 +75,7 @@ pub struct MrrMonth {
 
 /// How MRR changed during one month, per currency. Lost amounts are positive numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct MovementMonth {
     pub month: String,
     pub currency: String,
@@ -97,6 +99,7 @@ pub struct MovementMonth {
 
 /// One plan in one month, per currency.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct PlanMonth {
     pub month: String,
     pub plan: String,
@@ -114,6 +117,7 @@ pub struct PlanMonth {
 
 /// Customer and revenue churn in one month, per currency.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct ChurnMonth {
     pub month: String,
     pub currency: String,
@@ -131,6 +135,7 @@ pub struct ChurnMonth {
 
 /// A revenue table and when it was computed.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Report<Row> {
     pub as_of: DateTime<Utc>,
     pub rows: Vec<Row>,

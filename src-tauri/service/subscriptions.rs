@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub enum Status {
     Trialing,
     Active,
@@ -50,6 +51,7 @@ impl Status {
 /// When a plan change takes effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub enum Effective {
     Now,
     PeriodEnd,
@@ -57,6 +59,7 @@ pub enum Effective {
 
 /// A subscription as shown to its user and to staff.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct SubscriptionView {
     pub id: String,
     pub user_id: String,

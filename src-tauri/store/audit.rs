@@ -73,3 +73,36 @@ pub async fn list(
     .fetch_all(pool)
     .await
 }
+
+/// One page of the log, newest first: `until_ms` excludes later events and `before` (the last
+/// row of the previous page, as `(at, id)`) continues a listing.
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn list_page(
+    pool: &AnyPool,
+    actor: Option<&str>,
+    target: Option<&str>,
+    action: Option<&str>,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    before: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, actor, action, target, before_state, after_state, reason, ip, at FROM audit_events
+         WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR target = $2) AND ($3 IS NULL OR action = $3)
+           AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5)
+           AND ($6 IS NULL OR at < $6 OR (at = $6 AND id < $7))
+         ORDER BY at DESC, id DESC LIMIT $8",
+    )
+    .bind(actor)
+    .bind(target)
+    .bind(action)
+    .bind(since_ms)
+    .bind(until_ms)
+    .bind(before.map(|b| b.0))
+    .bind(before.map(|b| b.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -528,3 +528,33 @@ pub async fn advance_granted_for(
         .await?;
     Ok(())
 }
+
+/// A user's latest events of one metric, newest first (a credit metric's ledger).
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn recent_events_of(
+    pool: &AnyPool,
+    user: &str,
+    metric: &str,
+    limit: i64,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} FROM usage_events WHERE user_id = $1 AND metric = $2 ORDER BY at DESC, id DESC LIMIT $3"))
+        .bind(user)
+        .bind(metric)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
+/// A user's latest refusals, newest first.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn recent_decisions(
+    pool: &AnyPool,
+    user: &str,
+    limit: i64,
+) -> Result<Vec<DecisionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT request_id, user_id, key_prefix, code, status, route, facts, at FROM decisions WHERE user_id = $1 ORDER BY at DESC, request_id DESC LIMIT $2")
+        .bind(user)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}

@@ -173,3 +173,14 @@ pub async fn count_live(pool: &AnyPool) -> Result<i64, sqlx::Error> {
         .fetch_one(pool)
         .await
 }
+
+/// Whether any live account has the role `user`.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn any_customer(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+    let row: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE role = 'user' AND status <> 'deleted' LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.is_some())
+}

@@ -6,6 +6,8 @@ mod accounts;
 mod admin;
 mod api_keys;
 mod cli;
+#[cfg(feature = "desktop")]
+mod console;
 mod health;
 pub mod http_api;
 mod metering;

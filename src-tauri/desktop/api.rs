@@ -1,0 +1,107 @@
+//! The status bar: the open database and the embedded HTTP API's switch.
+
+use super::error::{CommandError, ErrorCode};
+use super::state::Console;
+use super::wire::{ApiStatus, Backend, ConsoleStatus};
+use crate::service::Engine;
+use std::net::SocketAddr;
+use tauri::State;
+
+/// `IP:PORT`, or the configured default when empty.
+pub(crate) fn parse_addr(
+    raw: Option<&str>,
+    default: SocketAddr,
+) -> Result<SocketAddr, CommandError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(s) => s.parse().map_err(|_| {
+            CommandError::new(
+                ErrorCode::InvalidAddress,
+                format!("`{s}` is not an address like 127.0.0.1:8080"),
+            )
+        }),
+    }
+}
+
+impl Console {
+    async fn api_status(&self, engine: &Engine) -> ApiStatus {
+        let addr = self.api.addr().await;
+        ApiStatus {
+            running: addr.is_some(),
+            addr: addr.map(|a| a.to_string()),
+            default_addr: engine.settings().addr.to_string(),
+        }
+    }
+
+    pub async fn status(&self) -> Result<ConsoleStatus, CommandError> {
+        let engine = self.connected().await?;
+        let staff = self
+            .signed_in()
+            .await
+            .map(|(_, s)| super::session::staff_member(&s));
+        Ok(ConsoleStatus {
+            database: engine.db().display_url(),
+            backend: Backend::from(engine.db().kind()),
+            users: engine.count_users().await?,
+            api: self.api_status(&engine).await,
+            staff,
+        })
+    }
+
+    /// Serves the HTTP API over the open database. Like every console action, it needs a
+    /// signed-in staff member.
+    pub async fn start_api(&self, addr: Option<&str>) -> Result<ApiStatus, CommandError> {
+        let (engine, _) = self.staff().await?;
+        let addr = parse_addr(addr, engine.settings().addr)?;
+        self.api.start(&engine, addr).await?;
+        Ok(self.api_status(&engine).await)
+    }
+
+    pub async fn stop_api(&self) -> Result<ApiStatus, CommandError> {
+        let engine = self.connected().await?;
+        self.api.stop().await?;
+        Ok(self.api_status(&engine).await)
+    }
+}
+
+/// The open database, the API switch and the signed-in staff member.
+#[tauri::command]
+#[specta::specta]
+pub async fn status(console: State<'_, Console>) -> Result<ConsoleStatus, CommandError> {
+    console.status().await
+}
+
+/// Turns the HTTP API on at `addr` (default: the configured address).
+#[tauri::command]
+#[specta::specta]
+pub async fn start_api(
+    addr: Option<String>,
+    console: State<'_, Console>,
+) -> Result<ApiStatus, CommandError> {
+    console.start_api(addr.as_deref()).await
+}
+
+/// Turns the HTTP API off once in-flight requests have finished.
+#[tauri::command]
+#[specta::specta]
+pub async fn stop_api(console: State<'_, Console>) -> Result<ApiStatus, CommandError> {
+    console.stop_api().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_ip_and_port_or_the_default() {
+        let default: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(parse_addr(None, default), Ok(default));
+        assert_eq!(parse_addr(Some("  "), default), Ok(default));
+        assert_eq!(
+            parse_addr(Some("0.0.0.0:9000"), default).map(|a| a.to_string()),
+            Ok("0.0.0.0:9000".to_owned())
+        );
+        let err = parse_addr(Some("localhost"), default).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidAddress);
+    }
+}

@@ -1,0 +1,352 @@
+//! The Users screen: search, detail and every back-office action on one user. Each action
+//! returns the refreshed detail, so the UI shows the result at once.
+
+use super::error::CommandError;
+use super::state::Console;
+use super::wire::{Impersonated, PlanSummary};
+use crate::domain::{KeyId, SessionId, UserId};
+use crate::service::admin::{UserDetail, UserPage, UserQuery};
+use crate::service::subscriptions::Effective;
+use tauri::State;
+
+fn user_id(raw: &str) -> Result<UserId, CommandError> {
+    Ok(UserId::parse(raw.trim())?)
+}
+
+impl Console {
+    pub async fn list_users(&self, query: &UserQuery) -> Result<UserPage, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        Ok(engine.admin_list_users(&actor, query).await?)
+    }
+
+    pub async fn user_detail(&self, user: &str) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        Ok(engine.admin_user_detail(&actor, &user_id(user)?).await?)
+    }
+
+    /// The current catalog's plans (the choices of "change plan").
+    pub async fn list_plans(&self) -> Result<Vec<PlanSummary>, CommandError> {
+        let (engine, _) = self.staff().await?;
+        let catalog = engine.catalog().await?;
+        Ok(catalog
+            .plans
+            .iter()
+            .map(|p| PlanSummary {
+                plan_id: p.plan_id.clone(),
+                label: p.label(),
+                name: p.plan.name.clone(),
+                description: p.plan.description.clone(),
+                price: p.plan.price.amount,
+                currency: p.plan.price.currency.clone(),
+                interval: p.plan.price.interval,
+                is_default: p.plan_id == catalog.catalog.default_plan,
+            })
+            .collect())
+    }
+
+    /// The detail after an action, read as the same staff member.
+    async fn refreshed(&self, user: &UserId) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        Ok(engine.admin_user_detail(&actor, user).await?)
+    }
+
+    pub async fn change_plan(
+        &self,
+        user: &str,
+        plan: &str,
+        when: Effective,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        engine
+            .admin_change_plan(&actor, &id, plan.trim(), when, reason)
+            .await?;
+        self.refreshed(&id).await
+    }
+
+    pub async fn grant_credits(
+        &self,
+        user: &str,
+        metric: &str,
+        amount: i64,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        engine
+            .admin_grant_credits(&actor, &id, metric.trim(), amount, reason)
+            .await?;
+        self.refreshed(&id).await
+    }
+
+    /// Resets one metric's usage for the current window, or every metric's when `metric` is
+    /// `None`.
+    pub async fn reset_usage(
+        &self,
+        user: &str,
+        metric: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        let metrics: Vec<String> = match metric.map(str::trim).filter(|m| !m.is_empty()) {
+            Some(m) => vec![m.to_owned()],
+            None => engine
+                .usage_summary(&id)
+                .await?
+                .metrics
+                .into_keys()
+                .collect(),
+        };
+        for m in &metrics {
+            engine.admin_reset_usage(&actor, &id, m, reason).await?;
+        }
+        if metrics.is_empty() {
+            // Nothing metered; the permission check still applies.
+            engine.authorize(&actor, crate::service::permissions::Action::ResetUsage)?;
+        }
+        self.refreshed(&id).await
+    }
+
+    pub async fn clear_limits(
+        &self,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        engine.admin_clear_limits(&actor, &id, reason).await?;
+        self.refreshed(&id).await
+    }
+
+    pub async fn suspend_user(
+        &self,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        engine.admin_suspend(&actor, &id, reason).await?;
+        self.refreshed(&id).await
+    }
+
+    pub async fn reactivate_user(
+        &self,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        engine.admin_reactivate(&actor, &id, reason).await?;
+        self.refreshed(&id).await
+    }
+
+    /// Revokes one session (`session`), or all of the user's.
+    pub async fn revoke_sessions(
+        &self,
+        user: &str,
+        session: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        let session = session.map(SessionId::parse).transpose()?;
+        engine
+            .admin_revoke_sessions(&actor, &id, session.as_ref(), reason)
+            .await?;
+        self.refreshed(&id).await
+    }
+
+    pub async fn revoke_key(
+        &self,
+        user: &str,
+        key: &str,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        let key = KeyId::parse(key.trim())?;
+        engine
+            .admin_revoke_keys(&actor, &id, Some(&key), reason)
+            .await?;
+        self.refreshed(&id).await
+    }
+
+    pub async fn impersonate(
+        &self,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<Impersonated, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        let impersonation = engine.admin_impersonate(&actor, &id, reason).await?;
+        let expires_at = engine.now() + chrono::Duration::seconds(impersonation.expires_in);
+        Ok(Impersonated {
+            impersonation,
+            expires_at,
+            detail: self.refreshed(&id).await?,
+        })
+    }
+
+    pub async fn delete_user(
+        &self,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        engine.admin_delete_user(&actor, &id, reason).await?;
+        self.refreshed(&id).await
+    }
+}
+
+/// Search and page through users (keyset: pass `next_cursor` back as `cursor`).
+#[tauri::command]
+#[specta::specta]
+pub async fn list_users(
+    query: UserQuery,
+    console: State<'_, Console>,
+) -> Result<UserPage, CommandError> {
+    console.list_users(&query).await
+}
+
+/// Everything about one user.
+#[tauri::command]
+#[specta::specta]
+pub async fn user_detail(
+    user_id: String,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console.user_detail(&user_id).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn list_plans(console: State<'_, Console>) -> Result<Vec<PlanSummary>, CommandError> {
+    console.list_plans().await
+}
+
+/// Puts the user on `plan` (a plan id such as `pro`) now or at the end of the period.
+#[tauri::command]
+#[specta::specta]
+pub async fn change_plan(
+    user_id: String,
+    plan: String,
+    when: Effective,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console
+        .change_plan(&user_id, &plan, when, reason.as_deref())
+        .await
+}
+
+/// Grants credits of `metric` (a negative amount takes them back).
+#[tauri::command]
+#[specta::specta]
+pub async fn grant_credits(
+    user_id: String,
+    metric: String,
+    amount: i64,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console
+        .grant_credits(&user_id, &metric, amount, reason.as_deref())
+        .await
+}
+
+/// Resets one metric's usage in the current window (every metric's when `metric` is null).
+#[tauri::command]
+#[specta::specta]
+pub async fn reset_usage(
+    user_id: String,
+    metric: Option<String>,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console
+        .reset_usage(&user_id, metric.as_deref(), reason.as_deref())
+        .await
+}
+
+/// Forgets the user's rate-limit windows.
+#[tauri::command]
+#[specta::specta]
+pub async fn clear_limits(
+    user_id: String,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console.clear_limits(&user_id, reason.as_deref()).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn suspend_user(
+    user_id: String,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console.suspend_user(&user_id, reason.as_deref()).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn reactivate_user(
+    user_id: String,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console.reactivate_user(&user_id, reason.as_deref()).await
+}
+
+/// Revokes one session (`session_id`) or, when null, all of the user's sessions.
+#[tauri::command]
+#[specta::specta]
+pub async fn revoke_sessions(
+    user_id: String,
+    session_id: Option<String>,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console
+        .revoke_sessions(&user_id, session_id.as_deref(), reason.as_deref())
+        .await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn revoke_key(
+    user_id: String,
+    key_id: String,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console
+        .revoke_key(&user_id, &key_id, reason.as_deref())
+        .await
+}
+
+/// A ten-minute token acting as the user (read-only unless the role may write).
+#[tauri::command]
+#[specta::specta]
+pub async fn impersonate(
+    user_id: String,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<Impersonated, CommandError> {
+    console.impersonate(&user_id, reason.as_deref()).await
+}
+
+/// Soft-deletes the user (reason required).
+#[tauri::command]
+#[specta::specta]
+pub async fn delete_user(
+    user_id: String,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console.delete_user(&user_id, reason.as_deref()).await
+}

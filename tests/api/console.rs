@@ -1,0 +1,562 @@
+//! The desktop console's commands, driven through the same methods the Tauri commands wrap
+//! (no window): sign-in, the permission matrix, and parity with the admin HTTP routes.
+
+use crate::helpers::{staff_token, test_settings, Backend, TestApp, TestDb};
+use crate::on_both;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use tollgate::desktop::{CommandError, Console, ErrorCode, RecentConnections};
+use tollgate::domain::{Role, UserId};
+use tollgate::service::accounts::Registration;
+use tollgate::service::admin::{Fix, UserQuery};
+use tollgate::service::api_keys::NewKey;
+use tollgate::service::audit::AuditFilter;
+use tollgate::service::decisions::Refusal;
+use tollgate::service::permissions::{allows, Action};
+use tollgate::service::subscriptions::Effective;
+use tollgate::Engine;
+
+const PASSWORD: &str = "staff-password";
+
+/// A console connected to a fresh database, as `connect` opens it.
+async fn console_on(backend: Backend) -> Option<(Console, TestDb)> {
+    let db = TestDb::new(backend).await?;
+    let console = Console::new(test_settings(&db.url), RecentConnections::new(None));
+    console.connect(&db.url).await.expect("connects");
+    Some((console, db))
+}
+
+async fn engine(console: &Console) -> Engine {
+    console.engine().await.expect("a database is open")
+}
+
+/// The console's command names, read from the one specta builder.
+fn console_commands() -> Vec<String> {
+    struct Names(Arc<Mutex<Vec<String>>>);
+    impl tauri_specta::LanguageExt for Names {
+        type Error = std::io::Error;
+        fn export(
+            self,
+            cfg: &tauri_specta::BuilderConfiguration,
+            _path: &std::path::Path,
+        ) -> Result<(), Self::Error> {
+            let mut names = self.0.lock().unwrap();
+            names.extend(cfg.commands.iter().map(|f| f.name().to_string()));
+            Ok(())
+        }
+    }
+    let names = Arc::new(Mutex::new(Vec::new()));
+    tollgate::desktop::specta_builder()
+        .export(Names(names.clone()), "unused")
+        .expect("listing commands");
+    let list = names.lock().unwrap().clone();
+    assert!(list.len() > 20, "the builder lists the commands: {list:?}");
+    list
+}
+
+/// Commands that act on no user and check no back-office permission.
+const UNGUARDED: [&str; 12] = [
+    "connection_state",
+    "connect",
+    "disconnect",
+    "default_database_path",
+    "create_first_admin",
+    "sign_in",
+    "sign_out",
+    "permissions",
+    "list_plans",
+    "status",
+    "start_api",
+    "stop_api",
+];
+
+/// What one command acts on: a fresh customer with an API key and a recorded refusal.
+struct Target {
+    user: UserId,
+    key: String,
+    request_id: String,
+    email: String,
+}
+
+async fn target(engine: &Engine, n: usize) -> Target {
+    let email = format!("customer{n}@example.com");
+    let user = engine
+        .register(Registration {
+            email: &email,
+            password: "customer-password",
+            full_name: Some("A Customer"),
+        })
+        .await
+        .expect("registers");
+    let key = engine
+        .create_api_key(
+            &user.id,
+            NewKey {
+                name: "ci",
+                scopes: None,
+                expires_at: None,
+            },
+        )
+        .await
+        .expect("key");
+    let request_id = format!("req_console_{n}");
+    engine
+        .record_refusal(Refusal {
+            request_id: request_id.clone(),
+            route: "/v1/meter".into(),
+            status: 429,
+            code: "rate_limited".into(),
+            message: "too many requests".into(),
+            details: json!({"scope": "api", "limit": 30, "window_s": 3600, "retry_after_s": 10, "resets_at": "2030-01-01T00:00:00Z"}),
+            user_id: Some(user.id.to_string()),
+            key_prefix: None,
+            plan_version: Some("free@1".into()),
+            subscription_status: Some("active".into()),
+            limiter: None,
+        })
+        .await
+        .expect("refusal recorded");
+    Target {
+        user: user.id,
+        key: key.info.id.to_string(),
+        request_id,
+        email,
+    }
+}
+
+/// Calls the command `name` as the console's signed-in staff member, on `t`.
+async fn call(console: &Console, name: &str, t: &Target) -> Result<(), CommandError> {
+    let id = t.user.as_str();
+    let reason = Some("console test");
+    match name {
+        "home_stats" => console.home_stats().await.map(drop),
+        "list_users" => console.list_users(&UserQuery::default()).await.map(drop),
+        "user_detail" => console.user_detail(id).await.map(drop),
+        "change_plan" => console
+            .change_plan(id, "pro", Effective::Now, reason)
+            .await
+            .map(drop),
+        "grant_credits" => console
+            .grant_credits(id, "generations", 5, reason)
+            .await
+            .map(drop),
+        "reset_usage" => console.reset_usage(id, None, reason).await.map(drop),
+        "clear_limits" => console.clear_limits(id, reason).await.map(drop),
+        "suspend_user" => console.suspend_user(id, reason).await.map(drop),
+        "reactivate_user" => console.reactivate_user(id, reason).await.map(drop),
+        "revoke_sessions" => console.revoke_sessions(id, None, reason).await.map(drop),
+        "revoke_key" => console.revoke_key(id, &t.key, reason).await.map(drop),
+        "impersonate" => console.impersonate(id, reason).await.map(drop),
+        "delete_user" => console.delete_user(id, reason).await.map(drop),
+        "explain_decision" => console.explain_decision(&t.request_id).await.map(drop),
+        "apply_fix" => console
+            .apply_fix(&t.request_id, Fix::ClearLimit, reason)
+            .await
+            .map(drop),
+        "audit_log" => console.audit_log(&AuditFilter::default()).await.map(drop),
+        "revenue_mrr" => console.revenue_mrr(None).await.map(drop),
+        "revenue_movements" => console.revenue_movements(None).await.map(drop),
+        "revenue_by_plan" => console.revenue_by_plan(None).await.map(drop),
+        "revenue_churn" => console.revenue_churn(None).await.map(drop),
+        "list_staff" => console.list_staff().await.map(drop),
+        "set_staff_role" => console
+            .set_staff_role(&t.email, Role::User, reason)
+            .await
+            .map(drop),
+        "seed_demo" => console.seed_demo(3, &|_| {}).await.map(drop),
+        other => panic!("the test does not know how to call the console command `{other}`"),
+    }
+}
+
+/// Applies the credit catalog, so that credit grants have a credit metric to act on.
+async fn with_credit_catalog(engine: &Engine) {
+    let src = std::fs::read_to_string(format!(
+        "{}/examples/credits.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    engine.apply_catalog(&src, None).await.unwrap();
+}
+
+on_both!(every_console_command_goes_through_the_permission_table);
+async fn every_console_command_goes_through_the_permission_table(backend: Backend) {
+    // Arrange: one staff account per role, and the actions each command checks (noted while
+    // an admin runs it).
+    let Some((console, _db)) = console_on(backend).await else {
+        return;
+    };
+    let engine = engine(&console).await;
+    with_credit_catalog(&engine).await;
+    for role in Role::ALL {
+        engine
+            .create_staff(&format!("{role}@staff.test"), role, Some(PASSWORD))
+            .await
+            .unwrap();
+    }
+    let guarded: Vec<String> = console_commands()
+        .into_iter()
+        .filter(|c| !UNGUARDED.contains(&c.as_str()))
+        .collect();
+    console.sign_in("admin@staff.test", PASSWORD).await.unwrap();
+    engine.note_authorizations();
+    let mut checks: BTreeMap<String, BTreeSet<Action>> = BTreeMap::new();
+    for (n, command) in guarded.iter().enumerate() {
+        let t = target(&engine, 1000 + n).await;
+        engine.take_authorizations();
+        let _ = call(&console, command, &t).await;
+        let noted: BTreeSet<Action> = engine.take_authorizations().into_iter().collect();
+        assert!(
+            !noted.is_empty(),
+            "`{command}` checks no back-office permission"
+        );
+        checks.insert(command.clone(), noted);
+    }
+    console.sign_out().await.unwrap();
+
+    // Act and assert: every role, every command.
+    let mut n = 0;
+    for role in Role::ALL {
+        let signed_in = console
+            .sign_in(&format!("{role}@staff.test"), PASSWORD)
+            .await;
+        if !role.is_staff() {
+            assert_eq!(signed_in.unwrap_err().code, ErrorCode::NotStaff);
+        }
+        for command in &guarded {
+            n += 1;
+            let t = target(&engine, n).await;
+            let result = call(&console, command, &t).await;
+            let allowed = checks[command].iter().all(|a| allows(role, *a));
+            match (role.is_staff(), allowed, result) {
+                (false, _, Err(e)) => assert_eq!(e.code, ErrorCode::NotSignedIn, "{command}"),
+                (true, false, Err(e)) => {
+                    assert_eq!(e.code, ErrorCode::Forbidden, "{role} {command}: {e:?}")
+                }
+                // Demo data goes only into a database without customers.
+                (true, true, Err(e)) if command == "seed_demo" => {
+                    assert_eq!(e.code, ErrorCode::Conflict, "{role} {command}")
+                }
+                (true, true, Ok(())) => {}
+                (staff, allowed, result) => {
+                    panic!("{role} {command}: staff {staff}, allowed {allowed}, got {result:?}")
+                }
+            }
+        }
+        if role.is_staff() {
+            // The permissions command lists exactly the table's row.
+            let listed = console.permissions().await.unwrap();
+            let expected: Vec<Action> = Action::ALL
+                .into_iter()
+                .filter(|a| allows(role, *a))
+                .collect();
+            assert_eq!(listed, expected, "{role}");
+            console.sign_out().await.unwrap();
+        }
+    }
+}
+
+/// A request body for `schema` with every required field set (enums take their first value),
+/// so that the handler runs and reaches the service.
+fn example_body(doc: &Value, schema: &Value) -> Value {
+    let resolve = |s: &Value| -> Value {
+        match s["$ref"].as_str() {
+            Some(r) => {
+                let name = r.rsplit('/').next().unwrap();
+                doc["components"]["schemas"][name].clone()
+            }
+            None => s.clone(),
+        }
+    };
+    let schema = resolve(schema);
+    if let Some(values) = schema["enum"].as_array() {
+        return values[0].clone();
+    }
+    if let Some(one_of) = schema["oneOf"].as_array().or(schema["anyOf"].as_array()) {
+        let first = one_of.iter().find(|s| s["type"] != "null").unwrap();
+        return example_body(doc, first);
+    }
+    let kind = match &schema["type"] {
+        Value::Array(kinds) => kinds
+            .iter()
+            .find(|k| *k != "null")
+            .cloned()
+            .unwrap_or(Value::Null),
+        k => k.clone(),
+    };
+    match kind.as_str() {
+        Some("object") => {
+            let mut body = serde_json::Map::new();
+            for field in schema["required"].as_array().into_iter().flatten() {
+                let field = field.as_str().unwrap();
+                body.insert(
+                    field.to_owned(),
+                    example_body(doc, &schema["properties"][field]),
+                );
+            }
+            Value::Object(body)
+        }
+        Some("integer") | Some("number") => json!(1),
+        Some("boolean") => json!(false),
+        Some("array") => json!([]),
+        _ => json!("console@example.com"),
+    }
+}
+
+on_both!(console_commands_and_admin_routes_cover_the_same_functions);
+async fn console_commands_and_admin_routes_cover_the_same_functions(backend: Backend) {
+    // Arrange: the real router with an admin token, and a console (each on a fresh database).
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    with_credit_catalog(&app.engine).await;
+    let token = staff_token(&app, "root@staff.test", Role::Admin).await;
+    let (console, _db) = console_on(backend)
+        .await
+        .expect("the same backend as the app");
+    let console_engine = engine(&console).await;
+    with_credit_catalog(&console_engine).await;
+    console_engine
+        .create_staff("desk@staff.test", Role::Admin, Some(PASSWORD))
+        .await
+        .unwrap();
+    console.sign_in("desk@staff.test", PASSWORD).await.unwrap();
+    app.engine.note_authorizations();
+    console_engine.note_authorizations();
+
+    // Act: every `/v1/admin/*` operation of the OpenAPI document, over HTTP.
+    let doc = serde_json::to_value(tollgate::http::openapi()).unwrap();
+    let mut http: BTreeMap<String, BTreeSet<Action>> = BTreeMap::new();
+    let mut n = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/v1/admin/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let Ok(method) = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()) else {
+                continue;
+            };
+            n += 1;
+            let t = target(&app.engine, n).await;
+            let url = path
+                .replace("{id}", t.user.as_str())
+                .replace("{request_id}", &t.request_id);
+            let mut req = app
+                .http
+                .request(method.clone(), app.url(&url))
+                .bearer_auth(&token);
+            if let Some(schema) =
+                op["requestBody"]["content"]["application/json"]["schema"].as_object()
+            {
+                req = req.json(&example_body(&doc, &Value::Object(schema.clone())));
+            }
+            app.engine.take_authorizations();
+            let res = req.send().await.unwrap();
+            let noted: BTreeSet<Action> = app.engine.take_authorizations().into_iter().collect();
+            assert!(
+                !noted.is_empty(),
+                "{method} {path} reached no back-office function ({})",
+                res.status()
+            );
+            http.entry(format!("{method} {path}"))
+                .or_default()
+                .extend(noted);
+        }
+    }
+    // … and every console command.
+    let mut desk: BTreeMap<String, BTreeSet<Action>> = BTreeMap::new();
+    for command in console_commands() {
+        if UNGUARDED.contains(&command.as_str()) || command == "seed_demo" {
+            continue;
+        }
+        n += 1;
+        let t = target(&console_engine, n).await;
+        console_engine.take_authorizations();
+        let _ = call(&console, &command, &t).await;
+        desk.insert(
+            command,
+            console_engine.take_authorizations().into_iter().collect(),
+        );
+    }
+
+    // Assert: the same back-office functions, named by the permission each checks.
+    let by_action = |m: &BTreeMap<String, BTreeSet<Action>>| -> BTreeMap<Action, Vec<String>> {
+        let mut out: BTreeMap<Action, Vec<String>> = BTreeMap::new();
+        for (name, actions) in m {
+            for a in actions {
+                out.entry(*a).or_default().push(name.clone());
+            }
+        }
+        out
+    };
+    let (over_http, in_console) = (by_action(&http), by_action(&desk));
+    let missing_in_console: Vec<_> = over_http
+        .iter()
+        .filter(|(a, _)| !in_console.contains_key(a))
+        .collect();
+    let missing_over_http: Vec<_> = in_console
+        .iter()
+        .filter(|(a, _)| !over_http.contains_key(a))
+        .collect();
+    assert!(
+        missing_in_console.is_empty() && missing_over_http.is_empty(),
+        "only over HTTP: {missing_in_console:?}; only in the console: {missing_over_http:?}"
+    );
+}
+
+on_both!(sign_in_refuses_customers_and_revoked_sessions);
+async fn sign_in_refuses_customers_and_revoked_sessions(backend: Backend) {
+    // Arrange
+    let Some((console, _db)) = console_on(backend).await else {
+        return;
+    };
+    let engine = engine(&console).await;
+    let customer = target(&engine, 1).await;
+    engine
+        .create_staff("support@staff.test", Role::Support, Some(PASSWORD))
+        .await
+        .unwrap();
+
+    // A customer's account is refused, and no session is opened for it.
+    let refused = console
+        .sign_in(&customer.email, "customer-password")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::NotStaff);
+    assert!(engine
+        .list_sessions(&customer.user, None)
+        .await
+        .unwrap()
+        .is_empty());
+    let wrong = console
+        .sign_in("support@staff.test", "not-the-password")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code, ErrorCode::InvalidCredentials);
+    let before = console.list_users(&UserQuery::default()).await.unwrap_err();
+    assert_eq!(before.code, ErrorCode::NotSignedIn);
+
+    // Act: sign in; the session is a real one, device `console`.
+    let staff = console
+        .sign_in("support@staff.test", PASSWORD)
+        .await
+        .unwrap();
+    let sessions = engine.list_sessions(&staff.user_id, None).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].id, staff.session_id.to_string());
+    assert_eq!(sessions[0].user_agent.as_deref(), Some("console"));
+    assert!(console
+        .title()
+        .await
+        .contains("support@staff.test (support)"));
+    console
+        .suspend_user(customer.user.as_str(), Some("fraud check"))
+        .await
+        .unwrap();
+    let audited = console
+        .audit_log(&AuditFilter {
+            action: Some("user.suspend".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited.entries.len(), 1);
+    assert_eq!(audited.entries[0].actor, staff.user_id.to_string());
+    assert_eq!(audited.entries[0].via.as_deref(), Some("console"));
+
+    // Revoking the session elsewhere signs the console out.
+    engine
+        .revoke_session(&staff.user_id, staff.session_id.as_str(), "revoked_by_user")
+        .await
+        .unwrap();
+    let after = console.list_users(&UserQuery::default()).await.unwrap_err();
+    assert_eq!(after.code, ErrorCode::NotSignedIn);
+    assert!(console.connection_state().await.unwrap().staff.is_none());
+    assert!(!console.title().await.contains("support@staff.test"));
+
+    // Signing out revokes the session.
+    let again = console
+        .sign_in("support@staff.test", PASSWORD)
+        .await
+        .unwrap();
+    console.sign_out().await.unwrap();
+    let live = engine.list_sessions(&again.user_id, None).await.unwrap();
+    assert!(live.iter().all(|s| s.id != again.session_id.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_a_bad_url_gives_a_clear_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = Console::new(
+        test_settings("sqlite::memory:"),
+        RecentConnections::new(Some(dir.path().join("recent.json"))),
+    );
+    // Nothing is open yet.
+    let state = console.connection_state().await.unwrap();
+    assert!(state.database.is_none() && state.recent.is_empty());
+    assert_eq!(
+        console.status().await.unwrap_err().code,
+        ErrorCode::NotConnected
+    );
+
+    let bad = console.connect("mysql://db/tollgate").await.unwrap_err();
+    assert_eq!(bad.code, ErrorCode::InvalidDatabaseUrl);
+    let missing_dir = dir.path().join("no/such/folder/tollgate.db");
+    let unopenable = console
+        .connect(&format!("sqlite://{}", missing_dir.display()))
+        .await
+        .unwrap_err();
+    assert_eq!(unopenable.code, ErrorCode::ConnectFailed);
+    let refused = console
+        .connect("postgres://nobody:secret@127.0.0.1:1/tollgate")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::ConnectFailed);
+    assert!(!refused.message.contains("secret"), "{}", refused.message);
+    assert!(console.connection_state().await.unwrap().database.is_none());
+
+    // A new SQLite file is created, migrated and remembered.
+    let file = dir.path().join("new.db");
+    let url = format!("sqlite://{}", file.display());
+    let info = console.connect(&url).await.unwrap();
+    assert!(file.exists());
+    assert!(!info.has_staff && info.is_empty);
+    let state = console.connection_state().await.unwrap();
+    assert_eq!(state.recent.len(), 1);
+    assert_eq!(state.recent[0].url, url);
+
+    // First run: the first admin, then demo data with progress.
+    let admin = console
+        .create_first_admin("first@staff.test", "first-password")
+        .await
+        .unwrap();
+    assert_eq!(admin.role, Role::Admin);
+    let again = console
+        .create_first_admin("second@staff.test", "first-password")
+        .await
+        .unwrap_err();
+    assert_eq!(again.code, ErrorCode::Conflict);
+    let seen = Mutex::new(Vec::new());
+    let summary = console
+        .seed_demo(50, &|p| {
+            seen.lock().unwrap().push((p.stage, p.done, p.total))
+        })
+        .await
+        .unwrap();
+    assert_eq!(summary.users, 50);
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.contains(&("users".to_owned(), 50, 50)), "{seen:?}");
+    let page = console.list_users(&UserQuery::default()).await.unwrap();
+    assert_eq!(page.total, 51);
+    let info = console.connection_state().await.unwrap().database.unwrap();
+    assert!(info.has_staff && !info.is_empty);
+    console.disconnect().await.unwrap();
+    assert_eq!(
+        console
+            .list_users(&UserQuery::default())
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::NotConnected
+    );
+}
