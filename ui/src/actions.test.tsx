@@ -20,13 +20,13 @@ const detail: UserDetail = {
     scheduled_plan: null, trial_end: null, grace_until: null, stripe_customer_id: null, stripe_subscription_id: null,
   },
   usage: { plan: "free@1", period: { start: "2026-01-01T00:00:00Z", end: "2026-02-01T00:00:00Z" }, metrics: {}, credits: {} },
-  sessions: [], keys: [], recent_usage: [], audit: [],
+  sessions: [], keys: [], recent_usage: [], audit: [], credit_ledger: [], refusals: [],
 };
 
 function renderWith(ui: React.ReactNode, role: "support" | "finance", permissions: Action[]) {
   const session: Session = {
     database: { url: "sqlite://t.db", backend: "sqlite", has_staff: true, is_empty: false },
-    staff: { user_id: "usr_s", email: "s@example.com", role, session_id: "ses_1" },
+    staff: { user_id: "usr_s", email: "s@example.com", full_name: null, role, session_id: "ses_1" },
     permissions,
   };
   const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
@@ -41,7 +41,9 @@ describe("action dialogs", () => {
   it("sends the chosen plan and reason, then closes", async () => {
     const calls: unknown[] = [];
     mockIPC((cmd, args) => {
-      if (cmd === "list_plans") return [{ id: "free", name: "Free", version: 1 }, { id: "pro", name: "Pro", version: 1 }];
+      if (cmd === "list_plans") return ["free", "pro"].map((id) => ({
+          plan_id: id, label: `${id}@1`, name: id, description: "", price: 0, currency: "usd", interval: "month", is_default: id === "free",
+        }));
       if (cmd === "change_plan") {
         calls.push(args);
         return { ...detail, subscription: { ...detail.subscription, plan: "pro@1", plan_id: "pro" } };

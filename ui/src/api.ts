@@ -1,14 +1,14 @@
-// The one seam between the console and its Rust commands. Each command's `{status: "error"}`
-// becomes a thrown `CommandFailure` carrying the engine's stable `code`, so screens use plain
-// async functions with TanStack Query and switch on `code`, never on message text.
-import { invoke } from "@tauri-apps/api/core";
-import { commands } from "./bindings";
+// The one seam between the console and its Rust commands (the generated `commands`). Each
+// command's `{status: "error"}` becomes a thrown `CommandFailure` carrying the engine's stable
+// `code`, so screens use plain async functions with TanStack Query and switch on `code`, never
+// on message text.
+import { commands, events } from "./bindings";
 import type * as T from "./types";
 
 export class CommandFailure extends Error {
-  readonly code: string;
+  readonly code: T.CommandError["code"];
   readonly field: string | null;
-  constructor(code: string, message: string, field?: string | null) {
+  constructor(code: T.CommandError["code"], message: string, field?: string | null) {
     super(message);
     this.name = "CommandFailure";
     this.code = code;
@@ -22,7 +22,10 @@ type Result<D> = { status: "ok"; data: D } | { status: "error"; error: T.Command
 export async function unwrap<D>(pending: Promise<Result<D>>): Promise<D> {
   const result = await pending;
   if (result.status === "ok") return result.data;
-  throw new CommandFailure(result.error.code, result.error.message, result.error.field);
+  const e = result.error;
+  if (e && typeof e === "object" && "code" in e) throw new CommandFailure(e.code, e.message, e.field);
+  // Not a CommandError (the IPC layer refused the call itself): keep its text.
+  throw new CommandFailure("internal", typeof e === "string" ? e : JSON.stringify(e));
 }
 
 /** Any thrown value as something a dialog can show: a code and a message. */
@@ -35,54 +38,44 @@ export function describeError(e: unknown): { code: string; message: string } {
   return { code: "internal", message: String(e) };
 }
 
-async function call<D>(command: string, args?: Record<string, unknown>): Promise<D> {
-  try {
-    return await invoke<D>(command, args);
-  } catch (e) {
-    if (e instanceof Error) throw e;
-    const err = e as Partial<T.CommandError> | string;
-    if (typeof err === "string") throw new CommandFailure("internal", err);
-    throw new CommandFailure(err.code ?? "internal", err.message ?? "the command failed", err.field);
-  }
-}
+/** An optional reason: empty text is no reason (the command says when one is required). */
+const why = (reason: string) => reason.trim() || null;
 
 export const api = {
-  connectionState: () => call<T.ConnectionState>("connection_state"),
-  connect: (url: string) => call<T.DatabaseInfo>("connect", { url }),
-  disconnect: () => call<null>("disconnect"),
-  defaultDatabasePath: () => call<string>("default_database_path"),
-  createFirstAdmin: (email: string, password: string) =>
-    call<T.StaffMember>("create_first_admin", { email, password }),
-  seedDemo: (users: number) => call<T.SeedSummary>("seed_demo", { users }),
+  connectionState: () => unwrap(commands.connectionState()),
+  connect: (url: string) => unwrap(commands.connect(url)),
+  disconnect: () => unwrap(commands.disconnect()),
+  /** The suggested new SQLite file, as a path for the save dialog. */
+  defaultDatabasePath: async () => (await commands.defaultDatabasePath()).replace(/^sqlite:\/\//, ""),
+  createFirstAdmin: (email: string, password: string) => unwrap(commands.createFirstAdmin(email, password)),
+  seedDemo: (users: number) => unwrap(commands.seedDemo(users)),
+  onSeedProgress: (handler: (p: T.SeedProgress) => void) => events.seedProgress.listen((e) => handler(e.payload)),
 
-  signIn: (email: string, password: string) => call<T.StaffMember>("sign_in", { email, password }),
-  signOut: () => call<null>("sign_out"),
-  permissions: () => call<T.Action[]>("permissions"),
+  signIn: (email: string, password: string) => unwrap(commands.signIn(email, password)),
+  signOut: () => unwrap(commands.signOut()),
+  permissions: () => unwrap(commands.permissions()),
 
-  homeStats: () => call<T.Stats>("home_stats"),
-  listUsers: (query: T.UserQuery) => call<T.UserPage>("list_users", { query }),
-  userDetail: (userId: string) => call<T.UserDetail>("user_detail", { userId }),
-  listPlans: () => call<T.PlanSummary[]>("list_plans"),
+  homeStats: () => unwrap(commands.homeStats()),
+  listUsers: (query: T.UserQuery) => unwrap(commands.listUsers(query)),
+  userDetail: (userId: string) => unwrap(commands.userDetail(userId)),
+  listPlans: () => unwrap(commands.listPlans()),
 
   changePlan: (userId: string, plan: string, when: T.PlanChangeWhen, reason: string) =>
-    call<T.UserDetail>("change_plan", { userId, plan, when, reason }),
-  grantCredits: (userId: string, amount: number, reason: string) =>
-    call<T.UserDetail>("grant_credits", { userId, amount, reason }),
+    unwrap(commands.changePlan(userId, plan, when, why(reason))),
+  grantCredits: (userId: string, metric: string, amount: number, reason: string) =>
+    unwrap(commands.grantCredits(userId, metric, amount, why(reason))),
   resetUsage: (userId: string, metric: string | null, reason: string) =>
-    call<T.UserDetail>("reset_usage", { userId, metric, reason }),
-  clearLimits: (userId: string, reason: string) => call<T.UserDetail>("clear_limits", { userId, reason }),
-  suspendUser: (userId: string, reason: string) => call<T.UserDetail>("suspend_user", { userId, reason }),
-  reactivateUser: (userId: string, reason: string) =>
-    call<T.UserDetail>("reactivate_user", { userId, reason }),
-  revokeSessions: (userId: string, reason: string) =>
-    call<T.UserDetail>("revoke_sessions", { userId, reason }),
-  revokeKey: (userId: string, keyId: string, reason: string) =>
-    call<T.UserDetail>("revoke_key", { userId, keyId, reason }),
-  impersonate: (userId: string, reason: string) =>
-    call<T.Impersonation>("impersonate", { userId, reason }),
-  deleteUser: (userId: string, reason: string) => call<T.UserDetail>("delete_user", { userId, reason }),
+    unwrap(commands.resetUsage(userId, metric, why(reason))),
+  clearLimits: (userId: string, reason: string) => unwrap(commands.clearLimits(userId, why(reason))),
+  suspendUser: (userId: string, reason: string) => unwrap(commands.suspendUser(userId, why(reason))),
+  reactivateUser: (userId: string, reason: string) => unwrap(commands.reactivateUser(userId, why(reason))),
+  revokeSessions: (userId: string, sessionId: string | null, reason: string) =>
+    unwrap(commands.revokeSessions(userId, sessionId, why(reason))),
+  revokeKey: (userId: string, keyId: string, reason: string) => unwrap(commands.revokeKey(userId, keyId, why(reason))),
+  impersonate: (userId: string, reason: string) => unwrap(commands.impersonate(userId, why(reason))),
+  deleteUser: (userId: string, reason: string) => unwrap(commands.deleteUser(userId, why(reason))),
 
-  auditLog: (filter: T.AuditFilter) => call<T.AuditPage>("audit_log", { filter }),
+  auditLog: (filter: T.AuditFilter) => unwrap(commands.auditLog(filter)),
 
   status: () => unwrap(commands.status()),
   startApi: (addr: string | null) => unwrap(commands.startApi(addr)),

@@ -29,27 +29,6 @@ export function HomeScreen() {
               <h2>Users by plan</h2>
               <PlanBars counts={s.users_per_plan} />
             </section>
-            {s.refusals_today && (
-              <section className="panel">
-                <h2>Refusals today</h2>
-                {s.refusals_today.length === 0 ? (
-                  <p className="muted">None.</p>
-                ) : (
-                  <table className="mini">
-                    <tbody>
-                      {s.refusals_today.map((r) => (
-                        <tr key={r.name}>
-                          <td className="mono">{r.name}</td>
-                          <td className="num">{formatCount(r.count)}</td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                )}
-              </section>
-            )}
-          </div>
-          <div className="panels">
             <section className="panel">
               <h2>Signups per day, last 30 days</h2>
               <DayBars days={s.signups_per_day} linked />

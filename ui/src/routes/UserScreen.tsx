@@ -139,7 +139,7 @@ export function UserScreen() {
               </tbody>
             </table>
           </Section>
-          {d.refusals && (
+          {(
             <Section title="Recent refusals" count={d.refusals.length}>
               <table className="data">
                 <thead>
@@ -152,11 +152,14 @@ export function UserScreen() {
                 </thead>
                 <tbody>
                   {d.refusals.map((r) => (
-                    <tr key={r.request_id}>
-                      <td>{formatTime(r.at)}</td>
-                      <td className="mono">{r.code}</td>
-                      <td>{r.summary.join(" ")}</td>
-                      <td className="mono">{r.request_id}</td>
+                    <tr key={r.decision.request_id}>
+                      <td className="nowrap">{formatTime(r.decision.at)}</td>
+                      <td className="mono">{r.decision.code}</td>
+                      <td>
+                        {r.summary.join(" ")}
+                        {r.fixes.length > 0 && <span className="muted"> Fixes: {r.fixes.join(", ").replace(/_/g, " ")}.</span>}
+                      </td>
+                      <td className="mono">{r.decision.request_id}</td>
                     </tr>
                   ))}
                 </tbody>
@@ -282,23 +285,23 @@ function Credits({ d }: { d: UserDetail }) {
           ))}
         </dl>
       )}
-      {d.ledger && d.ledger.length > 0 && (
+      {d.credit_ledger.length > 0 && (
         <table className="data compact">
           <thead>
             <tr>
               <th>When</th>
               <th>Metric</th>
-              <th className="num">Change</th>
-              <th>Reason</th>
+              <th>Kind</th>
+              <th className="num">Amount</th>
             </tr>
           </thead>
           <tbody>
-            {d.ledger.map((l) => (
+            {d.credit_ledger.map((l) => (
               <tr key={l.id}>
-                <td>{formatTime(l.at)}</td>
+                <td className="nowrap">{formatTime(l.at)}</td>
                 <td className="mono">{l.metric}</td>
-                <td className="num">{l.amount > 0 ? `+${formatCount(l.amount)}` : formatCount(l.amount)}</td>
-                <td>{l.reason ?? ""}</td>
+                <td>{l.kind}</td>
+                <td className="num">{formatCount(l.amount)}</td>
               </tr>
             ))}
           </tbody>

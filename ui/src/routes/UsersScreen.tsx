@@ -89,7 +89,7 @@ export function UsersScreen() {
     navigate({ search: (prev) => parseUserSearch({ ...prev, ...patch }), replace });
 
   const plans = useQuery({ queryKey: ["plans"], queryFn: api.listPlans, staleTime: 60_000 });
-  const planIds = useMemo(() => [...new Set((plans.data ?? []).map((p) => p.id))], [plans.data]);
+  const planIds = useMemo(() => [...new Set((plans.data ?? []).map((p) => p.plan_id))], [plans.data]);
 
   const users = useInfiniteQuery({
     queryKey: ["users", search],

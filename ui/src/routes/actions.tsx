@@ -10,7 +10,7 @@ import { CopyButton } from "../components/CopyButton";
 import { impersonation, useNow } from "../components/Impersonation";
 import { useGate } from "../session";
 import { formatTime, relative } from "../format";
-import type { Action, ApiKeyInfo, Impersonation, PlanChangeWhen, UserDetail } from "../types";
+import type { Action, ApiKeyInfo, Impersonated, PlanChangeWhen, UserDetail } from "../types";
 
 export type ActionKind =
   | "change-plan"
@@ -113,16 +113,18 @@ export function ActionDialog({ kind, detail, onClose }: { kind: ActionKind; deta
   const [when, setWhen] = useState<PlanChangeWhen>("now");
   const [amount, setAmount] = useState("");
   const [metric, setMetric] = useState("");
-  const [token, setToken] = useState<Impersonation | null>(null);
+  const creditMetrics = Object.keys(detail.usage.credits);
+  const [creditMetric, setCreditMetric] = useState(creditMetrics[0] ?? Object.keys(detail.usage.metrics)[0] ?? "");
+  const [token, setToken] = useState<Impersonated | null>(null);
   const plans = useQuery({ queryKey: ["plans"], queryFn: api.listPlans, staleTime: 60_000, enabled: kind === "change-plan" });
 
   const run = useMutation({
-    mutationFn: async (): Promise<UserDetail | Impersonation> => {
+    mutationFn: async (): Promise<UserDetail | Impersonated> => {
       switch (kind) {
         case "change-plan":
           return api.changePlan(id, plan, when, reason);
         case "grant-credits":
-          return api.grantCredits(id, Number(amount), reason);
+          return api.grantCredits(id, creditMetric, Number(amount), reason);
         case "reset-usage":
           return api.resetUsage(id, metric || null, reason);
         case "clear-limits":
@@ -132,7 +134,7 @@ export function ActionDialog({ kind, detail, onClose }: { kind: ActionKind; deta
         case "reactivate":
           return api.reactivateUser(id, reason);
         case "revoke-sessions":
-          return api.revokeSessions(id, reason);
+          return api.revokeSessions(id, null, reason);
         case "impersonate":
           return api.impersonate(id, reason);
         case "delete":
@@ -141,11 +143,10 @@ export function ActionDialog({ kind, detail, onClose }: { kind: ActionKind; deta
     },
     onSuccess: (result) => {
       if (kind === "impersonate") {
-        const t = result as Impersonation;
-        const expiresAtMs = t.expires_at_ms ?? Date.now() + t.expires_in * 1000;
-        setToken({ ...t, expires_at_ms: expiresAtMs });
-        impersonation.set({ userId: id, email, expiresAtMs, canWrite: t.can_write });
-        applied();
+        const t = result as Impersonated;
+        setToken(t);
+        impersonation.set({ userId: id, email, expiresAtMs: new Date(t.expires_at).getTime(), canWrite: t.impersonation.can_write });
+        applied(t.detail);
         return;
       }
       applied(result as UserDetail);
@@ -203,8 +204,8 @@ export function ActionDialog({ kind, detail, onClose }: { kind: ActionKind; deta
               <span>New plan (now on {detail.subscription.plan})</span>
               <select data-testid="dialog-plan" value={plan} onChange={(e) => setPlan(e.target.value)}>
                 {(plans.data ?? []).map((p) => (
-                  <option key={`${p.id}`} value={p.id}>
-                    {p.id}
+                  <option key={p.plan_id} value={p.plan_id}>
+                    {p.plan_id}
                   </option>
                 ))}
                 {!plans.data && <option value={plan}>{plan}</option>}
@@ -222,6 +223,19 @@ export function ActionDialog({ kind, detail, onClose }: { kind: ActionKind; deta
               </label>
             </fieldset>
           </>
+        )}
+        {kind === "grant-credits" && (
+          <label className="field">
+            <span>Credit metric</span>
+            <select value={creditMetric} onChange={(e) => setCreditMetric(e.target.value)}>
+              {[...new Set([...creditMetrics, ...Object.keys(detail.usage.metrics)])].map((m) => (
+                <option key={m} value={m}>
+                  {m}
+                  {m in detail.usage.credits ? ` (balance ${detail.usage.credits[m]})` : ""}
+                </option>
+              ))}
+            </select>
+          </label>
         )}
         {kind === "grant-credits" && (
           <label className="field">
@@ -250,8 +264,9 @@ export function ActionDialog({ kind, detail, onClose }: { kind: ActionKind; deta
   );
 }
 
-function TokenView({ token }: { token: Impersonation }) {
-  const expires = token.expires_at_ms ?? 0;
+function TokenView({ token: t }: { token: Impersonated }) {
+  const token = t.impersonation;
+  const expires = new Date(t.expires_at).getTime();
   const now = useNow(expires);
   const valid = expires > now;
   return (

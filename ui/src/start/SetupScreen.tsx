@@ -2,7 +2,6 @@
 // offer demo data (the `dev seed` generator) so a newcomer sees a populated console.
 import { useEffect, useState, type FormEvent } from "react";
 import { useMutation } from "@tanstack/react-query";
-import { listen } from "@tauri-apps/api/event";
 import { api } from "../api";
 import { useResetSession } from "../session";
 import type { DatabaseInfo, SeedProgress } from "../types";
@@ -21,7 +20,8 @@ export function SetupScreen({ database }: { database: DatabaseInfo }) {
 
   useEffect(() => {
     let unlisten: (() => void) | undefined;
-    listen<SeedProgress>("seed-progress", (event) => setProgress(event.payload))
+    api
+      .onSeedProgress(setProgress)
       .then((u) => (unlisten = u))
       .catch(() => {});
     return () => unlisten?.();
@@ -75,7 +75,7 @@ export function SetupScreen({ database }: { database: DatabaseInfo }) {
           <div className="seed-progress">
             <progress max={progress?.total || 1} value={progress?.done ?? 0} />
             <span className="muted">
-              {progress ? `${formatCount(progress.done)} of ${formatCount(progress.total)}` : "Starting…"}
+              {progress ? `${progress.stage}: ${formatCount(progress.done)} of ${formatCount(progress.total)}` : "Starting…"}
             </span>
           </div>
         )}
