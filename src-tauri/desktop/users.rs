@@ -80,8 +80,8 @@ impl Console {
         self.refreshed(&id).await
     }
 
-    /// Resets one metric's usage for the current window, or every metric's when `metric` is
-    /// `None`.
+    /// Resets one metric's usage for the current window, or every quota metric's when
+    /// `metric` is `None`.
     pub async fn reset_usage(
         &self,
         user: &str,
@@ -92,12 +92,15 @@ impl Console {
         let id = user_id(user)?;
         let metrics: Vec<String> = match metric.map(str::trim).filter(|m| !m.is_empty()) {
             Some(m) => vec![m.to_owned()],
-            None => engine
-                .usage_summary(&id)
-                .await?
-                .metrics
-                .into_keys()
-                .collect(),
+            // Credit metrics change through grants, not resets.
+            None => {
+                let usage = engine.usage_summary(&id).await?;
+                usage
+                    .metrics
+                    .into_keys()
+                    .filter(|m| !usage.credits.contains_key(m))
+                    .collect()
+            }
         };
         for m in &metrics {
             engine.admin_reset_usage(&actor, &id, m, reason).await?;
@@ -257,7 +260,8 @@ pub async fn grant_credits(
         .await
 }
 
-/// Resets one metric's usage in the current window (every metric's when `metric` is null).
+/// Resets one metric's usage in the current window (every quota metric's when `metric` is
+/// null: credit metrics change through grants).
 #[tauri::command]
 #[specta::specta]
 pub async fn reset_usage(
