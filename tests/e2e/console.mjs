@@ -68,11 +68,13 @@ async function searchAndOpen(s, email) {
   const box = await s.byTestId("user-search");
   await box.clear();
   await box.type(email);
-  const row = await s.waitUntil(async () => {
-    const rows = await s.findAll('[data-testid="user-row"]');
-    if (rows.length !== 1) return null;
-    return (await rows[0].text()).includes(email) ? rows[0] : null;
+  await s.waitUntil(async () => {
+    const rows = await visibleRows(s);
+    return rows.length === 1 && rows[0].email === email;
   }, `exactly one row for ${email}`);
+  const [row] = await s.findAll('[data-testid="user-row"]');
+  const rowText = await row.text();
+  assert.ok(rowText.includes(email), `the row contains the email: ${JSON.stringify(rowText)}`);
   return row;
 }
 

@@ -1,7 +1,13 @@
 // A small W3C WebDriver client for tauri-driver: just the calls the console's end-to-end run
 // needs. tauri-driver sometimes drops a connection, so every request is retried a few times.
 
-const ELEMENT = "element-6066-11e4-a932-00c4a6c8df86";
+const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
+/** An element reference's id (W3C key, or the legacy one some servers still send). */
+function elementId(ref) {
+  const id = ref[ELEMENT] ?? ref.ELEMENT;
+  if (!id) throw new Error(`not an element reference: ${JSON.stringify(ref)}`);
+  return id;
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class WebDriverError extends Error {
@@ -82,7 +88,7 @@ export class Session {
 
   async findAll(css) {
     const found = await this.call("POST", "/elements", { using: "css selector", value: css });
-    return found.map((f) => new Element(this, f[ELEMENT]));
+    return found.map((f) => new Element(this, elementId(f)));
   }
 
   /** Waits until `css` matches at least one element; returns the first. */
@@ -164,7 +170,7 @@ export class Element {
   }
   async findAll(css) {
     const found = await this.call("POST", "/elements", { using: "css selector", value: css });
-    return found.map((f) => new Element(this.session, f[ELEMENT]));
+    return found.map((f) => new Element(this.session, elementId(f)));
   }
   toJSON() {
     return { [ELEMENT]: this.id };

@@ -73,7 +73,7 @@ export function UserScreen() {
               <tbody>
                 {d.sessions.map((s) => (
                   <tr key={s.id}>
-                    <td className="ellipsis" title={s.user_agent ?? ""}>{s.user_agent ?? "—"}</td>
+                    <td className="ellipsis" title={s.user_agent ?? ""}><span>{s.user_agent ?? "—"}</span></td>
                     <td className="mono">{s.ip ?? "—"}</td>
                     <td>{formatTime(s.created_at)}</td>
                     <td title={formatTime(s.last_seen_at)}>{relative(s.last_seen_at)}</td>
@@ -329,11 +329,11 @@ export function AuditTable({ entries, rowTestId }: { entries: AuditEntry[]; rowT
         {entries.map((e) => (
           <tr key={e.id} data-testid={rowTestId} data-action={e.action}>
             <td className="nowrap">{formatTime(e.at)}</td>
-            <td className="mono ellipsis" title={e.actor}>{e.actor}</td>
+            <td className="mono ellipsis" title={e.actor}><span>{e.actor}</span></td>
             <td className="mono">{e.action}</td>
-            <td className="mono ellipsis" title={e.target}>{e.target}</td>
+            <td className="mono ellipsis" title={e.target}><span>{e.target}</span></td>
             <td className="mono change" title={`${JSON.stringify(e.before)} → ${JSON.stringify(e.after)}`}>
-              {summarize(e.before, e.after)}
+              <span>{summarize(e.before, e.after)}</span>
             </td>
             <td>{e.reason ?? ""}</td>
             <td className="muted">{e.via ?? ""}</td>

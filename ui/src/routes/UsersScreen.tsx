@@ -252,7 +252,9 @@ export function UsersScreen() {
                 >
                   {row.getVisibleCells().map((c) => (
                     <div key={c.id} role="cell" className={`cell col-${c.column.id}`}>
-                      {flexRender(c.column.columnDef.cell, c.getContext())}
+                      {/* A span, not bare text: WebDriver's visibility check treats text directly
+                          inside an overflow-clipped grid cell as hidden. */}
+                      <span>{flexRender(c.column.columnDef.cell, c.getContext())}</span>
                     </div>
                   ))}
                 </div>
