@@ -14,6 +14,8 @@ pub const DEMO_PASSWORD: &str = "seed-password";
 
 impl Console {
     pub async fn connection_state(&self) -> Result<ConnectionState, CommandError> {
+        // The window may not have existed when a database given at start-up was opened.
+        self.retitle().await;
         let database = match self.engine().await {
             Some(engine) => Some(database_info(&engine).await?),
             None => None,

@@ -47,6 +47,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             session::permissions,
             // Home.
             home::home_stats,
+            home::refusals_today,
             // Users.
             users::list_users,
             users::user_detail,
@@ -186,6 +187,27 @@ mod tests {
         ] {
             assert!(written.contains(command), "{command} is missing");
         }
+    }
+
+    #[test]
+    fn the_desktop_command_takes_a_database_url() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "tollgate",
+            "desktop",
+            "--database-url",
+            "sqlite://x.db",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(crate::cli::Command::Desktop { database_url: Some(ref u) }) if u == "sqlite://x.db"
+        ));
+        let bare = crate::cli::Cli::try_parse_from(["tollgate", "desktop"]).expect("parses");
+        assert!(matches!(
+            bare.command,
+            Some(crate::cli::Command::Desktop { database_url: None })
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread")]

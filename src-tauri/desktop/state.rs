@@ -191,7 +191,7 @@ impl Console {
         parts.join(" — ")
     }
 
-    async fn retitle(&self) {
+    pub(crate) async fn retitle(&self) {
         if let Some(sink) = self.title.get() {
             sink(self.title().await);
         }

@@ -23,6 +23,8 @@ export const commands = {
 	permissions: () => typedError<Action[], CommandError>(__TAURI_INVOKE("permissions")),
 	/**  Users by status and plan, signups and active users per day over 30 days. */
 	homeStats: () => typedError<Stats, CommandError>(__TAURI_INVOKE("home_stats")),
+	/**  Refused requests since midnight (UTC) per error code, most frequent first. */
+	refusalsToday: () => typedError<Count[], CommandError>(__TAURI_INVOKE("refusals_today")),
 	/**  Search and page through users (keyset: pass `next_cursor` back as `cursor`). */
 	listUsers: (query: UserQuery) => typedError<UserPage, CommandError>(__TAURI_INVOKE("list_users", { query })),
 	/**  Everything about one user. */
@@ -32,7 +34,10 @@ export const commands = {
 	changePlan: (userId: string, plan: string, when: Effective, reason: string | null) => typedError<UserDetail, CommandError>(__TAURI_INVOKE("change_plan", { userId, plan, when, reason })),
 	/**  Grants credits of `metric` (a negative amount takes them back). */
 	grantCredits: (userId: string, metric: string, amount: number, reason: string | null) => typedError<UserDetail, CommandError>(__TAURI_INVOKE("grant_credits", { userId, metric, amount, reason })),
-	/**  Resets one metric's usage in the current window (every metric's when `metric` is null). */
+	/**
+	 *  Resets one metric's usage in the current window (every quota metric's when `metric` is
+	 *  null: credit metrics change through grants).
+	 */
 	resetUsage: (userId: string, metric: string | null, reason: string | null) => typedError<UserDetail, CommandError>(__TAURI_INVOKE("reset_usage", { userId, metric, reason })),
 	/**  Forgets the user's rate-limit windows. */
 	clearLimits: (userId: string, reason: string | null) => typedError<UserDetail, CommandError>(__TAURI_INVOKE("clear_limits", { userId, reason })),
