@@ -82,13 +82,14 @@ async function detailText(s) {
   return (await s.byTestId("user-detail")).text();
 }
 
-async function runAction(s, action, fill) {
+async function runAction(s, action, fill, closes = true) {
   const button = await s.byTestId(`action-${action}`);
   assert.equal(await button.enabled(), true, `action-${action} is enabled`);
   await button.click();
   await s.byTestId("dialog-reason");
   await fill?.();
   await (await s.byTestId("dialog-confirm")).click();
+  if (!closes) return;
   // The dialog closes once the command answered; a refusal would keep it open with its code.
   await s.waitUntil(async () => (await s.findAll('[data-testid="dialog-confirm"]')).length === 0, `the ${action} dialog to close`);
 }
@@ -188,6 +189,31 @@ async function main() {
       await s.waitUntil(async () => (await (await s.byTestId("detail-status")).text()) === "active", "status active again");
     });
 
+    await step("impersonate: a time-boxed token with a copy button, and a banner", async () => {
+      await runAction(s, "impersonate", async () => {
+        await (await s.byTestId("dialog-reason")).type("e2e: reproduce a customer report");
+      }, false);
+      const token = await s.byTestId("impersonation-token");
+      assert.ok((await token.text()).length > 20, "the token is shown");
+      await s.find('[data-testid="impersonation-dialog"] .copy');
+      await shot(s, "11-impersonation");
+      await (await s.find('[data-testid="impersonation-dialog"] .dialog-actions .primary')).click();
+      const banner = await s.byTestId("impersonation-banner");
+      assert.match(await banner.text(), new RegExp(`Impersonating ${target.email.replace(/[.]/g, "\\.")}`));
+    });
+
+    await step("a refusal stays in the dialog with its code", async () => {
+      const button = await s.byTestId("action-delete");
+      await button.click();
+      await (await s.byTestId("dialog-confirm")).click(); // no reason: deleting needs one
+      const alert = await s.find('[role="dialog"] [role="alert"]');
+      const code = await alert.attribute("data-code");
+      assert.equal(code, "validation_failed", `refused with its code: ${await alert.text()}`);
+      await shot(s, "12-refusal-in-dialog");
+      await (await s.find('[role="dialog"] .dialog-actions button[type="button"]')).click();
+      assert.ok((await detailText(s)).includes("active"), "the user was not deleted");
+    });
+
     await step("sign out", async () => {
       await (await s.byTestId("sign-out")).click();
       await s.byTestId("sign-in-email", 20_000);
@@ -204,7 +230,7 @@ async function main() {
         const reason = await button.attribute("data-disabled-reason");
         assert.match(reason ?? "", /finance role cannot/, `action-${action} says why`);
       }
-      await shot(s, "11-finance-detail");
+      await shot(s, "13-finance-detail");
       const refused = await s.executeAsync(
         `const done = arguments[arguments.length - 1];
          window.__TAURI_INTERNALS__.invoke("suspend_user", { userId: arguments[0], reason: "e2e: not allowed" })

@@ -26,14 +26,14 @@ export function UserScreen() {
         <button type="button" className="quiet" onClick={() => router.history.back()}>
           ← Back
         </button>
-        <h1>{d ? d.user.email : "User"}</h1>
+        {detail.isFetching && !detail.isPending && <span className="spinner" aria-label="Loading" />}
       </header>
       <ErrorNote error={detail.error} />
       {d && (
         <div className="detail" data-testid="user-detail" data-user-id={d.user.id}>
           <div className="detail-head">
             <div className="detail-title">
-              <span className="mono strong" data-testid="detail-email">{d.user.email}</span>
+              <h1 className="mono" data-testid="detail-email">{d.user.email}</h1>
               <span className={`pill ${d.user.status}`} data-testid="detail-status">{d.user.status}</span>
               <span className="pill plan" data-testid="detail-plan">{d.subscription.plan_id}</span>
               {d.user.role !== "user" && <span className={`badge role-${d.user.role}`}>{d.user.role}</span>}
@@ -313,7 +313,16 @@ function Credits({ d }: { d: UserDetail }) {
 
 export function AuditTable({ entries, rowTestId }: { entries: AuditEntry[]; rowTestId?: string }) {
   return (
-    <table className="data">
+    <table className="data audit">
+      <colgroup>
+        <col className="w-when" />
+        <col className="w-id" />
+        <col className="w-action" />
+        <col className="w-id" />
+        <col />
+        <col className="w-reason" />
+        <col className="w-via" />
+      </colgroup>
       <thead>
         <tr>
           <th>When</th>
@@ -328,15 +337,21 @@ export function AuditTable({ entries, rowTestId }: { entries: AuditEntry[]; rowT
       <tbody>
         {entries.map((e) => (
           <tr key={e.id} data-testid={rowTestId} data-action={e.action}>
-            <td className="nowrap">{formatTime(e.at)}</td>
+            <td className="nowrap"><span>{formatTime(e.at)}</span></td>
             <td className="mono ellipsis" title={e.actor}><span>{e.actor}</span></td>
-            <td className="mono">{e.action}</td>
-            <td className="mono ellipsis" title={e.target}><span>{e.target}</span></td>
+            <td className="mono"><span>{e.action}</span></td>
+            <td className="mono ellipsis" title={e.target}>
+              {e.target.startsWith("usr_") ? (
+                <Link to="/users/$userId" params={{ userId: e.target }}>{e.target}</Link>
+              ) : (
+                <span>{e.target}</span>
+              )}
+            </td>
             <td className="mono change" title={`${JSON.stringify(e.before)} → ${JSON.stringify(e.after)}`}>
               <span>{summarize(e.before, e.after)}</span>
             </td>
-            <td>{e.reason ?? ""}</td>
-            <td className="muted">{e.via ?? ""}</td>
+            <td title={e.reason ?? ""}><span>{e.reason ?? ""}</span></td>
+            <td className="muted"><span>{e.via ?? ""}</span></td>
           </tr>
         ))}
       </tbody>
