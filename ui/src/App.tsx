@@ -7,7 +7,6 @@ import { ConnectScreen } from "./start/ConnectScreen";
 import { SetupScreen } from "./start/SetupScreen";
 import { SignInScreen } from "./start/SignInScreen";
 import { Console } from "./Console";
-import { useWindowTitle } from "./window";
 
 export function App() {
   const connection = useConnection();
@@ -19,7 +18,6 @@ export function App() {
     enabled: staff !== null,
     staleTime: Infinity,
   });
-  useWindowTitle(state?.database?.url ?? null, staff?.email ?? null);
 
   if (connection.isPending) return <div className="splash">Tollgate</div>;
   if (connection.isError) {

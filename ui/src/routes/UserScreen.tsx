@@ -350,7 +350,7 @@ export function AuditTable({ entries, rowTestId }: { entries: AuditEntry[]; rowT
             <td className="mono change" title={`${JSON.stringify(e.before)} → ${JSON.stringify(e.after)}`}>
               <span>{summarize(e.before, e.after)}</span>
             </td>
-            <td title={e.reason ?? ""}><span>{e.reason ?? ""}</span></td>
+            <td className="wrap"><span>{e.reason ?? ""}</span></td>
             <td className="muted"><span>{e.via ?? ""}</span></td>
           </tr>
         ))}
