@@ -19,6 +19,7 @@ const databaseUrl = env("E2E_DATABASE_URL");
 const support = { email: env("E2E_SUPPORT_EMAIL"), password: env("E2E_SUPPORT_PASSWORD") };
 const finance = { email: env("E2E_FINANCE_EMAIL"), password: env("E2E_FINANCE_PASSWORD") };
 const shots = env("E2E_SCREENSHOTS");
+const freshUrl = env("E2E_FRESH_DATABASE_URL");
 mkdirSync(shots, { recursive: true });
 
 const steps = [];
@@ -98,17 +99,43 @@ async function main() {
   await waitForDriver(driver);
   let target;
 
-  // 1. No database given: the connection screen; connect through its URL field.
+  // 1. No database given: the connection screen. A new SQLite file gets the first-run set-up
+  //    (first admin, demo data); then back to the connection screen for the seeded database.
   let s = await Session.start(driver, { application: bin, args: ["desktop"] });
   current = s;
   try {
-    await step("connection screen, connect by URL", async () => {
+    await step("connection screen: a new SQLite file offers first-run set-up with demo data", async () => {
       const url = await s.byTestId("connect-url", 30_000);
       await shot(s, "01-connect");
+      await url.type(freshUrl);
+      await (await s.byTestId("connect")).click();
+      await (await s.byTestId("setup-email", 20_000)).type("admin@e2e.test");
+      await (await s.byTestId("setup-password")).type("admin-e2e-password");
+      const demo = await s.find('.check input[type="checkbox"]');
+      assert.equal(await demo.property("checked"), true, "demo data is offered for a new SQLite file");
+      await shot(s, "02-first-run");
+      await (await s.byTestId("setup-submit")).click();
+      await s.find(".seed-progress progress", 10_000).catch(() => null);
+      await shot(s, "03-seeding");
+      await s.byTestId("nav-users", 120_000);
+      const users = await s.waitUntil(async () => {
+        const v = await s.findAll(".figure-value");
+        return v.length ? Number((await v[0].text()).replace(/[^0-9]/g, "")) : null;
+      }, "home figures", 20_000);
+      assert.ok(users >= 1000, `the demo data is there (${users} users)`);
+      await (await s.byTestId("sign-out")).click();
+      await (await s.byTestId("disconnect", 20_000)).click();
+    });
+
+    await step("connection screen lists the recent database; connect the seeded one by URL", async () => {
+      const url = await s.byTestId("connect-url", 20_000);
+      const recent = await s.waitUntil(async () => (await s.findAll(".recent li")).length > 0, "recent connections");
+      assert.ok(recent);
+      await shot(s, "04-connect-recent");
       await url.type(databaseUrl);
       await (await s.byTestId("connect")).click();
       await s.byTestId("sign-in-email", 20_000);
-      await shot(s, "02-sign-in");
+      await shot(s, "05-sign-in");
     });
   } finally {
     await s.end();
@@ -121,7 +148,7 @@ async function main() {
     await step("sign in as support", async () => {
       await signIn(s, support);
       await s.find(".figure-value", 20_000);
-      await shot(s, "03-home");
+      await shot(s, "06-home");
     });
 
     await step("users list among thousands, search one user, open them", async () => {
@@ -133,18 +160,18 @@ async function main() {
         return n > 0 ? n : null;
       }, "the users total");
       assert.ok(total >= 1000, `thousands of users listed (total ${total})`);
-      await shot(s, "04-users");
+      await shot(s, "07-users");
       const rows = await visibleRows(s);
       const customers = rows.filter((r) => r.role === "user" && r.status === "active");
       assert.ok(customers.length > 10, "active customers are listed");
       target = customers[Math.floor(customers.length / 2)];
       const row = await searchAndOpen(s, target.email);
-      await shot(s, "05-users-search");
+      await shot(s, "08-users-search");
       await row.click();
       const text = await detailText(s);
       assert.ok(text.includes(target.email), "the detail shows the email");
       assert.ok(text.includes("active"), "the detail shows the status");
-      await shot(s, "06-user-detail");
+      await shot(s, "09-user-detail");
     });
 
     let newPlan;
@@ -160,10 +187,10 @@ async function main() {
         await option.click();
         assert.equal(await (await s.byTestId("dialog-plan")).property("value"), newPlan);
         await (await s.byTestId("dialog-reason")).type("e2e: partner deal");
-        await shot(s, "07-change-plan-dialog");
+        await shot(s, "10-change-plan-dialog");
       });
       await s.waitUntil(async () => (await (await s.byTestId("detail-plan")).text()) === newPlan, `the detail to show plan ${newPlan}`);
-      await shot(s, "08-plan-changed");
+      await shot(s, "11-plan-changed");
     });
 
     await step("the change is in the audit log", async () => {
@@ -176,7 +203,7 @@ async function main() {
         return null;
       }, "an audit row for the plan change");
       assert.match(await row.text(), new RegExp(newPlan));
-      await shot(s, "09-audit");
+      await shot(s, "12-audit");
       await s.back();
       await s.byTestId("user-detail");
     });
@@ -184,7 +211,7 @@ async function main() {
     await step("suspend, then reactivate", async () => {
       await runAction(s, "suspend", () => s.byTestId("dialog-reason").then((r) => r.type("e2e: chargeback")));
       await s.waitUntil(async () => (await (await s.byTestId("detail-status")).text()) === "suspended", "status suspended");
-      await shot(s, "10-suspended");
+      await shot(s, "13-suspended");
       await runAction(s, "reactivate", () => s.byTestId("dialog-reason").then((r) => r.type("e2e: resolved")));
       await s.waitUntil(async () => (await (await s.byTestId("detail-status")).text()) === "active", "status active again");
     });
@@ -196,7 +223,7 @@ async function main() {
       const token = await s.byTestId("impersonation-token");
       assert.ok((await token.text()).length > 20, "the token is shown");
       await s.find('[data-testid="impersonation-dialog"] .copy');
-      await shot(s, "11-impersonation");
+      await shot(s, "14-impersonation");
       await (await s.find('[data-testid="impersonation-dialog"] .dialog-actions .primary')).click();
       const banner = await s.byTestId("impersonation-banner");
       assert.match(await banner.text(), new RegExp(`Impersonating ${target.email.replace(/[.]/g, "\\.")}`));
@@ -209,7 +236,7 @@ async function main() {
       const alert = await s.find('[role="dialog"] [role="alert"]');
       const code = await alert.attribute("data-code");
       assert.equal(code, "validation_failed", `refused with its code: ${await alert.text()}`);
-      await shot(s, "12-refusal-in-dialog");
+      await shot(s, "15-refusal-in-dialog");
       await (await s.find('[role="dialog"] .dialog-actions button[type="button"]')).click();
       assert.ok((await detailText(s)).includes("active"), "the user was not deleted");
     });
@@ -230,7 +257,7 @@ async function main() {
         const reason = await button.attribute("data-disabled-reason");
         assert.match(reason ?? "", /finance role cannot/, `action-${action} says why`);
       }
-      await shot(s, "13-finance-detail");
+      await shot(s, "16-finance-detail");
       const refused = await s.executeAsync(
         `const done = arguments[arguments.length - 1];
          window.__TAURI_INTERNALS__.invoke("suspend_user", { userId: arguments[0], reason: "e2e: not allowed" })

@@ -17,6 +17,7 @@ export function SetupScreen({ database }: { database: DatabaseInfo }) {
   const [demo, setDemo] = useState(database.is_empty && database.backend === "sqlite");
   const [progress, setProgress] = useState<SeedProgress | null>(null);
   const reset = useResetSession();
+  const disconnect = useMutation({ mutationFn: api.disconnect, onSuccess: () => reset() });
 
   useEffect(() => {
     let unlisten: (() => void) | undefined;
@@ -52,11 +53,12 @@ export function SetupScreen({ database }: { database: DatabaseInfo }) {
       <form className="stack" onSubmit={submit}>
         <label className="field">
           <span>Admin email</span>
-          <input type="email" value={email} onChange={(e) => setEmail(e.target.value)} required autoFocus />
+          <input data-testid="setup-email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} required autoFocus />
         </label>
         <label className="field">
           <span>Password</span>
           <input
+            data-testid="setup-password"
             type="password"
             autoComplete="new-password"
             value={password}
@@ -80,10 +82,13 @@ export function SetupScreen({ database }: { database: DatabaseInfo }) {
           </div>
         )}
         <ErrorNote error={setup.error} />
-        <button type="submit" className="primary" disabled={setup.isPending}>
+        <button data-testid="setup-submit" type="submit" className="primary" disabled={setup.isPending}>
           {setup.isPending ? "Setting up…" : "Create admin and open"}
         </button>
       </form>
+      <button type="button" className="quiet" data-testid="disconnect" onClick={() => disconnect.mutate()} disabled={setup.isPending}>
+        Use another database
+      </button>
     </StartLayout>
   );
 }

@@ -60,7 +60,7 @@ export function SignInScreen({ database }: { database: DatabaseInfo }) {
           {signIn.isPending ? "Signing in…" : "Sign in"}
         </button>
       </form>
-      <button type="button" className="quiet" onClick={() => disconnect.mutate()}>
+      <button type="button" className="quiet" data-testid="disconnect" onClick={() => disconnect.mutate()}>
         Use another database
       </button>
     </StartLayout>
