@@ -81,13 +81,18 @@ export function ConnectScreen({ state }: { state: ConnectionState | null }) {
               <li key={r.url}>
                 <button type="button" className="link-row" onClick={() => connect.mutate(r.url)} disabled={connect.isPending}>
                   <span className={`badge ${r.backend}`}>{r.backend === "sqlite" ? "SQLite" : "PostgreSQL"}</span>
-                  <span className="mono ellipsis">{r.url}</span>
+                  <span className="mono strong">{r.url.split("/").pop()}</span>
+                  <span className="mono muted ellipsis" title={r.url}>
+                    {r.url}
+                  </span>
                   <span className="muted">{relative(r.last_used_ms)}</span>
                 </button>
               </li>
             ))}
           </ul>
-          <p className="hint">A PostgreSQL password is not remembered: enter the full URL again to use one.</p>
+          {state.recent.some((r) => r.backend === "postgres") && (
+            <p className="hint">A PostgreSQL password is not remembered: enter the full URL again to use one.</p>
+          )}
         </section>
       )}
     </StartLayout>
