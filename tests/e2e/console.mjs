@@ -168,6 +168,15 @@ async function main() {
       const row = await searchAndOpen(s, target.email);
       await shot(s, "08-users-search");
       await row.click();
+      await s.byTestId("user-detail");
+      // The filters live in the route: Back returns to the same list.
+      await s.back();
+      await s.waitUntil(async () => {
+        const rows = await visibleRows(s);
+        const box = await (await s.byTestId("user-search")).property("value");
+        return box === target.email && rows.length === 1 && rows[0].email === target.email;
+      }, "the same filtered list after Back");
+      await (await s.byTestId("user-row")).click();
       const text = await detailText(s);
       assert.ok(text.includes(target.email), "the detail shows the email");
       assert.ok(text.includes("active"), "the detail shows the status");
