@@ -59,7 +59,7 @@ export function AuditScreen() {
         {log.isFetching && !log.isPending && <span className="spinner" aria-label="Loading" />}
       </header>
       <div className="filters">
-        <TextFilter label="Actor" placeholder="Actor id or email" value={search.actor} onChange={(actor) => navigate({ search: (p) => parseAuditSearch({ ...p, actor }), replace: true })} />
+        <TextFilter label="Actor" placeholder="Actor (usr_…)" value={search.actor} onChange={(actor) => navigate({ search: (p) => parseAuditSearch({ ...p, actor }), replace: true })} />
         <TextFilter label="Action" placeholder="e.g. change_plan" value={search.action} onChange={(action) => navigate({ search: (p) => parseAuditSearch({ ...p, action }), replace: true })} />
         <TextFilter label="Target" placeholder="usr_…" value={search.target} onChange={(target) => navigate({ search: (p) => parseAuditSearch({ ...p, target }), replace: true })} />
         <label className="inline-field">

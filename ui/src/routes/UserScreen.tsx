@@ -348,7 +348,11 @@ export function AuditTable({ entries, rowTestId }: { entries: AuditEntry[]; rowT
               )}
             </td>
             <td className="mono change" title={`${JSON.stringify(e.before)} → ${JSON.stringify(e.after)}`}>
-              <span>{summarize(e.before, e.after)}</span>
+              {summarize(e.before, e.after)
+                .split("; ")
+                .map((line) => (
+                  <div key={line}>{line}</div>
+                ))}
             </td>
             <td className="wrap"><span>{e.reason ?? ""}</span></td>
             <td className="muted"><span>{e.via ?? ""}</span></td>
