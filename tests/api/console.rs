@@ -244,6 +244,22 @@ async fn every_console_command_goes_through_the_permission_table(backend: Backen
                 }
             }
         }
+        // Commands that check no back-office action still need a signed-in staff member.
+        let signed = [
+            console.permissions().await.map(drop),
+            console.list_plans().await.map(drop),
+            console.start_api(Some("127.0.0.1:0")).await.map(drop),
+            console.stop_api().await.map(drop),
+        ];
+        for (i, result) in signed.into_iter().enumerate() {
+            match (role.is_staff(), result) {
+                (true, Ok(())) => {}
+                // Stopping a stopped API needs only an open database.
+                (false, Ok(())) if i == 3 => {}
+                (false, Err(e)) => assert_eq!(e.code, ErrorCode::NotSignedIn, "{role} #{i}"),
+                (staff, result) => panic!("{role} #{i}: staff {staff}, got {result:?}"),
+            }
+        }
         if role.is_staff() {
             // The permissions command lists exactly the table's row.
             let listed = console.permissions().await.unwrap();
