@@ -8,6 +8,7 @@ import type { Count, DayCount } from "../types";
 
 export function HomeScreen() {
   const stats = useQuery({ queryKey: ["home-stats"], queryFn: api.homeStats });
+  const refusals = useQuery({ queryKey: ["home-stats", "refusals-today"], queryFn: api.refusalsToday });
   const s = stats.data;
   return (
     <div className="page">
@@ -36,6 +37,23 @@ export function HomeScreen() {
             <section className="panel">
               <h2>Active users per day, last 30 days</h2>
               <DayBars days={s.active_users_per_day} />
+            </section>
+            <section className="panel">
+              <h2>Refusals today, by code</h2>
+              <ErrorNote error={refusals.error} />
+              {refusals.data && refusals.data.length === 0 && <p className="muted">No refusal today.</p>}
+              {refusals.data && refusals.data.length > 0 && (
+                <table className="mini">
+                  <tbody>
+                    {refusals.data.map((r) => (
+                      <tr key={r.name}>
+                        <td className="mono">{r.name}</td>
+                        <td className="num">{formatCount(r.count)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
             </section>
           </div>
         </>
