@@ -16,7 +16,8 @@ use super::Engine;
 use crate::domain::UserId;
 use crate::error::{Error, InsufficientCredits, QuotaExceeded, Result};
 use crate::plans::periods::{self, Window};
-use crate::plans::{Per, Quota};
+use crate::plans::rules::{self, Credits, Denial, Rule};
+use crate::plans::Per;
 use crate::store::{at, ms, usage, AnyConn};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -62,76 +63,16 @@ pub struct Consumption {
     pub replayed: bool,
 }
 
-/// What a plan says of one metric at one moment.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Rule {
-    Limit {
-        limit: Option<i64>,
-        window: Window,
-    },
-    Credits {
-        allowance: i64,
-        rollover: bool,
-        window: Window,
-    },
-}
-
-/// The rule of `metric` under `plan` at `now`. A metric the catalog declares but the plan
-/// leaves out is not included in the plan: a limit of zero.
-pub fn rule_for(
+/// The rule of `metric` on a plan version; a metric the catalog does not declare is an error.
+pub(crate) fn plan_rule(
     plan: &PlanVersion,
     declared: &[String],
     metric: &str,
     now: DateTime<Utc>,
     billing: Window,
 ) -> Result<Rule> {
-    match plan.plan.quotas.get(metric) {
-        Some(Quota::Limit { limit, per }) => Ok(Rule::Limit {
-            limit: *limit,
-            window: periods::window(*per, now, billing),
-        }),
-        Some(Quota::Credits {
-            credits,
-            per,
-            rollover,
-        }) => Ok(Rule::Credits {
-            allowance: *credits,
-            rollover: *rollover,
-            window: periods::window(*per, now, billing),
-        }),
-        None if declared.iter().any(|m| m == metric) => Ok(Rule::Limit {
-            limit: Some(0),
-            window: periods::window(Per::Day, now, billing),
-        }),
-        None => Err(Error::UnknownMetric(metric.to_owned())),
-    }
-}
-
-/// A credit balance after any renewal due at `window.start`, and the events that renewal
-/// writes: (kind, amount).
-pub fn renew_credits(
-    balance: i64,
-    granted_for: i64,
-    allowance: i64,
-    rollover: bool,
-    window: Window,
-) -> (i64, Vec<(&'static str, i64)>) {
-    if granted_for >= ms(window.start) {
-        return (balance, vec![]);
-    }
-    let mut events = Vec::new();
-    let next = if rollover {
-        balance + allowance
-    } else {
-        if balance > 0 {
-            events.push(("expire", balance));
-        }
-        allowance
-    };
-    if allowance > 0 {
-        events.push(("grant", allowance));
-    }
-    (next, events)
+    rules::rule_for(&plan.plan, declared, metric, now, billing)
+        .ok_or_else(|| Error::UnknownMetric(metric.to_owned()))
 }
 
 /// One row of `GET /v1/me/usage`.
@@ -150,20 +91,9 @@ pub struct MetricUsage {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageSummary {
     pub plan: String,
-    #[schema(value_type = crate::http::docs::PeriodSchema)]
     pub period: Window,
     pub metrics: BTreeMap<String, MetricUsage>,
     pub credits: BTreeMap<String, i64>,
-}
-
-impl Serialize for Window {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Window", 2)?;
-        st.serialize_field("start", &self.start)?;
-        st.serialize_field("end", &self.end)?;
-        st.end()
-    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -193,8 +123,7 @@ type CreditKey = (String, String);
 #[derive(Default)]
 pub(crate) struct MemoryState {
     counters: HashMap<CounterKey, i64>,
-    /// (balance, granted_for)
-    credits: HashMap<CreditKey, (i64, i64)>,
+    credits: HashMap<CreditKey, Credits>,
     answers: HashMap<(String, String), Consumption>,
 }
 
@@ -392,35 +321,30 @@ fn new_event_id() -> String {
     )
 }
 
-fn quota_error(
-    r: &Resolved,
-    metric: &str,
-    limit: i64,
-    used: i64,
-    amount: i64,
-    window: Window,
-) -> Error {
-    Error::QuotaExceeded(Box::new(QuotaExceeded {
-        metric: metric.to_owned(),
-        plan: r.effective.plan_id.clone(),
-        limit,
-        used,
-        remaining: (limit - used).max(0),
-        requested: amount,
-        resets_at: window.end,
-        upgrade_to: None,
-    }))
-}
-
-fn credits_error(r: &Resolved, metric: &str, needed: i64, balance: i64, window: Window) -> Error {
-    Error::InsufficientCredits(Box::new(InsufficientCredits {
-        metric: metric.to_owned(),
-        plan: r.effective.plan_id.clone(),
-        needed,
-        balance,
-        renews_at: window.end,
-        upgrade_to: None,
-    }))
+/// The refusal a rule gave, as the error the caller sees (the upgrade hint is added later).
+fn refusal(r: &Resolved, metric: &str, amount: i64, window: Window, denial: Denial) -> Error {
+    match denial {
+        Denial::QuotaExceeded { limit, used } => Error::QuotaExceeded(Box::new(QuotaExceeded {
+            metric: metric.to_owned(),
+            plan: r.effective.plan_id.clone(),
+            limit,
+            used,
+            remaining: (limit - used).max(0),
+            requested: amount,
+            resets_at: window.end,
+            upgrade_to: None,
+        })),
+        Denial::InsufficientCredits { balance } => {
+            Error::InsufficientCredits(Box::new(InsufficientCredits {
+                metric: metric.to_owned(),
+                plan: r.effective.plan_id.clone(),
+                needed: amount,
+                balance,
+                renews_at: window.end,
+                upgrade_to: None,
+            }))
+        }
+    }
 }
 
 fn limit_answer(
@@ -457,13 +381,20 @@ fn credit_answer(
         event_id,
         metric: metric.to_owned(),
         amount,
-        used: (allowance - balance).max(0),
+        used: rules::credits_used(allowance, balance),
         limit: Some(allowance),
         remaining: Some(balance),
         unlimited: false,
         resets_at: window.end,
         credits: Some(balance),
         replayed: false,
+    }
+}
+
+fn stored_credits(row: usage::CreditRow) -> Credits {
+    Credits {
+        balance: row.balance,
+        granted_for: row.granted_for,
     }
 }
 
@@ -509,7 +440,7 @@ impl Engine {
         let resolved = self.resolve_subscription(user).await?;
         let catalog = self.catalog().await?;
         let now = self.now();
-        let rule = rule_for(
+        let rule = plan_rule(
             &resolved.effective,
             &catalog.catalog.metrics,
             req.metric,
@@ -584,9 +515,7 @@ impl Engine {
                 let key = (uid.to_owned(), req.metric.to_owned());
                 if !m.lock().credits.contains_key(&key) {
                     let row = usage::credits(self.db().read(), uid, req.metric).await?;
-                    let v = row
-                        .map(|c| (c.balance, c.granted_for))
-                        .unwrap_or((0, i64::MIN));
+                    let v = row.map(stored_credits).unwrap_or(Credits::EMPTY);
                     m.lock().credits.entry(key).or_insert(v);
                 }
             }
@@ -630,17 +559,14 @@ impl Engine {
                 Rule::Limit { limit, window } => {
                     let key = (uid.to_owned(), req.metric.to_owned(), ms(window.start));
                     let used = st.counters.get(&key).copied().unwrap_or(0);
-                    if let Some(l) = limit {
-                        if used + req.amount > l {
-                            return Err(quota_error(r, req.metric, l, used, req.amount, window));
-                        }
-                    }
-                    st.counters.insert(key, used + req.amount);
+                    let used = rules::consume_within(limit, used, req.amount)
+                        .map_err(|d| refusal(r, req.metric, req.amount, window, d))?;
+                    st.counters.insert(key, used);
                     let answer = limit_answer(
                         event_id.clone(),
                         req.metric,
                         req.amount,
-                        used + req.amount,
+                        used,
                         limit,
                         window,
                     );
@@ -667,36 +593,44 @@ impl Engine {
                     window,
                 } => {
                     let key = (uid.to_owned(), req.metric.to_owned());
-                    let (balance, granted_for) =
-                        st.credits.get(&key).copied().unwrap_or((0, i64::MIN));
-                    let (renewed, renewal) =
-                        renew_credits(balance, granted_for, allowance, rollover, window);
-                    let granted_for = granted_for.max(ms(window.start));
-                    for (kind, amount) in &renewal {
+                    let before = st.credits.get(&key).copied().unwrap_or(Credits::EMPTY);
+                    let renewal = rules::renew_credits(before, allowance, rollover, window);
+                    let renewed = renewal.credits;
+                    let granted_for = renewed.granted_for;
+                    for (kind, amount) in &renewal.events {
                         writes.push(event(kind, *amount, CREDIT_PERIOD, None, new_event_id()));
                     }
-                    if renewed != balance || !renewal.is_empty() {
+                    if renewal.is_due(before) {
                         writes.push(Write::CreditDelta {
                             user: uid.to_owned(),
                             metric: req.metric.to_owned(),
-                            delta: renewed - balance,
+                            delta: renewed.balance - before.balance,
                             granted_for,
                         });
                     }
-                    st.credits.insert(key.clone(), (renewed, granted_for));
-                    if renewed < req.amount {
-                        // The renewal is real even when the consumption is refused.
-                        if !writes.is_empty() {
-                            let _ = m.queue.send(Batch { writes, ack: None });
+                    st.credits.insert(key.clone(), renewed);
+                    let balance = match rules::spend_credits(renewed.balance, req.amount) {
+                        Ok(balance) => balance,
+                        Err(denial) => {
+                            // The renewal is real even when the consumption is refused.
+                            if !writes.is_empty() {
+                                let _ = m.queue.send(Batch { writes, ack: None });
+                            }
+                            return Err(refusal(r, req.metric, req.amount, window, denial));
                         }
-                        return Err(credits_error(r, req.metric, req.amount, renewed, window));
-                    }
-                    st.credits.insert(key, (renewed - req.amount, granted_for));
+                    };
+                    st.credits.insert(
+                        key,
+                        Credits {
+                            balance,
+                            granted_for,
+                        },
+                    );
                     let answer = credit_answer(
                         event_id.clone(),
                         req.metric,
                         req.amount,
-                        renewed - req.amount,
+                        balance,
                         allowance,
                         window,
                     );
@@ -800,14 +734,11 @@ impl Engine {
                         let used = usage::counter_in(&mut tx, uid, req.metric, start)
                             .await?
                             .unwrap_or(0);
-                        return Err(quota_error(
-                            r,
-                            req.metric,
-                            limit.unwrap_or(0),
+                        let denial = Denial::QuotaExceeded {
+                            limit: limit.unwrap_or(0),
                             used,
-                            req.amount,
-                            window,
-                        ));
+                        };
+                        return Err(refusal(r, req.metric, req.amount, window, denial));
                     }
                 }
             }
@@ -845,7 +776,8 @@ impl Engine {
                             .map(|c| c.balance)
                             .unwrap_or(0);
                         tx.commit().await?;
-                        return Err(credits_error(r, req.metric, req.amount, balance, window));
+                        let denial = Denial::InsufficientCredits { balance };
+                        return Err(refusal(r, req.metric, req.amount, window, denial));
                     }
                 }
             }
@@ -903,12 +835,12 @@ impl Engine {
                     .ok_or(Error::NotFound("credit balance"))?
             }
         };
-        let (next, events) =
-            renew_credits(row.balance, row.granted_for, allowance, rollover, window);
-        if events.is_empty() && next == row.balance {
+        let before = stored_credits(row);
+        let renewal = rules::renew_credits(before, allowance, rollover, window);
+        if !renewal.is_due(before) {
             return Ok(());
         }
-        for (kind, amount) in events {
+        for (kind, amount) in renewal.events {
             record_event(
                 tx,
                 uid,
@@ -921,7 +853,7 @@ impl Engine {
             )
             .await?;
         }
-        usage::set_credits(tx, uid, metric, next, ms(window.start)).await?;
+        usage::set_credits(tx, uid, metric, renewal.credits.balance, ms(window.start)).await?;
         Ok(())
     }
 
@@ -984,7 +916,7 @@ impl Engine {
             let mut st = m.lock();
             if ev.period_start == CREDIT_PERIOD {
                 if let Some(v) = st.credits.get_mut(&(uid.to_owned(), ev.metric.clone())) {
-                    v.0 += ev.amount;
+                    v.balance += ev.amount;
                 }
             } else if let Some(v) =
                 st.counters
@@ -1056,11 +988,13 @@ impl Engine {
                     Some(v) => v,
                     None => usage::credits(self.db().read(), uid, metric)
                         .await?
-                        .map(|c| (c.balance, c.granted_for))
-                        .unwrap_or((0, i64::MIN)),
+                        .map(stored_credits)
+                        .unwrap_or(Credits::EMPTY),
                 };
-                let (balance, _) = renew_credits(stored.0, stored.1, allowance, rollover, window);
-                Ok(((allowance - balance).max(0), Some(balance)))
+                let balance = rules::renew_credits(stored, allowance, rollover, window)
+                    .credits
+                    .balance;
+                Ok((rules::credits_used(allowance, balance), Some(balance)))
             }
         }
     }
@@ -1073,7 +1007,7 @@ impl Engine {
         let mut metrics = BTreeMap::new();
         let mut credits = BTreeMap::new();
         for metric in &catalog.catalog.metrics {
-            let rule = rule_for(
+            let rule = plan_rule(
                 &r.effective,
                 &catalog.catalog.metrics,
                 metric,
@@ -1081,15 +1015,12 @@ impl Engine {
                 r.billing,
             )?;
             let (used, balance) = self.current_use(user.as_str(), metric, rule).await?;
-            let (limit, window, per) = match (rule, r.effective.plan.quotas.get(metric)) {
-                (Rule::Limit { limit, window }, q) => (limit, window, per_of(q)),
-                (
-                    Rule::Credits {
-                        allowance, window, ..
-                    },
-                    q,
-                ) => (Some(allowance), window, per_of(q)),
+            let limit = match rule {
+                Rule::Limit { limit, .. } => limit,
+                Rule::Credits { allowance, .. } => Some(allowance),
             };
+            let window = rule.window();
+            let per = rules::per_of(&r.effective.plan, metric).as_str().to_owned();
             if let Some(b) = balance {
                 credits.insert(metric.clone(), b);
             }
@@ -1188,7 +1119,7 @@ impl Engine {
             allowance,
             rollover,
             window,
-        } = rule_for(
+        } = plan_rule(
             &r.effective,
             &catalog.catalog.metrics,
             metric,
@@ -1261,24 +1192,17 @@ impl Engine {
     ) -> Result<()> {
         let catalog = self.catalog().await?;
         for metric in &catalog.catalog.metrics {
-            let (
-                Ok(Rule::Credits {
-                    allowance: new_allow,
-                    rollover,
-                    window,
-                }),
-                old_rule,
-            ) = (
-                rule_for(new, &catalog.catalog.metrics, metric, now, billing),
-                rule_for(old, &catalog.catalog.metrics, metric, now, billing),
-            )
+            let declared = &catalog.catalog.metrics;
+            let Some(
+                new_rule @ Rule::Credits {
+                    rollover, window, ..
+                },
+            ) = rules::rule_for(&new.plan, declared, metric, now, billing)
             else {
                 continue;
             };
-            let old_allow = match old_rule {
-                Ok(Rule::Credits { allowance, .. }) => allowance,
-                _ => 0,
-            };
+            let old_rule = rules::rule_for(&old.plan, declared, metric, now, billing);
+            let old_allow = old_rule.and_then(|r| r.allowance()).unwrap_or(0);
             self.renew_credits_in(
                 tx,
                 user.as_str(),
@@ -1290,7 +1214,7 @@ impl Engine {
                 None,
             )
             .await?;
-            let extra = new_allow - old_allow;
+            let extra = rules::plan_change_grant(old_rule, new_rule);
             if extra > 0 {
                 usage::add_credits(tx, user.as_str(), metric, extra).await?;
                 record_event(
@@ -1434,15 +1358,6 @@ impl Engine {
     }
 }
 
-fn per_of(q: Option<&Quota>) -> String {
-    match q {
-        Some(Quota::Limit { per, .. }) | Some(Quota::Credits { per, .. }) => {
-            per.as_str().to_owned()
-        }
-        None => Per::Day.as_str().to_owned(),
-    }
-}
-
 impl Engine {
     /// Resets a metric's usage for its current window (staff). Written as a `reset` usage
     /// event so that counters stay derivable from events; returns how much was reset.
@@ -1455,7 +1370,7 @@ impl Engine {
         let r = self.resolve_subscription(user).await?;
         let catalog = self.catalog().await?;
         let now = self.now();
-        let Rule::Limit { window, .. } = rule_for(
+        let Rule::Limit { window, .. } = plan_rule(
             &r.effective,
             &catalog.catalog.metrics,
             metric,
