@@ -20,7 +20,7 @@ pub mod seed;
 pub mod subscriptions;
 pub mod tokens;
 
-use crate::config::Settings;
+use crate::config::{MeteringStrategy, Settings};
 use crate::domain::SecretString;
 use crate::error::Error;
 use crate::store::{self, Db, Kind};
@@ -102,7 +102,7 @@ impl Engine {
         }
         let passwords = PasswordHasher::new(&settings.argon2)?;
         let memory = match (settings.metering, db.kind()) {
-            (metering::Strategy::Memory, _) | (metering::Strategy::Auto, Kind::Sqlite) => {
+            (MeteringStrategy::Memory, _) | (MeteringStrategy::Auto, Kind::Sqlite) => {
                 Some(metering::MemoryMeter::start(db.clone()))
             }
             _ => None,

@@ -5,17 +5,9 @@ use super::{plan_rule, Consumption, MeterRequest};
 use crate::domain::UserId;
 use crate::error::{Error, Result};
 use crate::service::Engine;
-use serde::{Deserialize, Serialize};
 
-/// Which strategy decides consumptions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// Memory for SQLite, database for PostgreSQL.
-    Auto,
-    Memory,
-    Database,
-}
+/// The strategy names are configuration (`TOLLGATE_METERING`); the metering API keeps its name.
+pub use crate::config::MeteringStrategy as Strategy;
 
 impl Engine {
     pub fn meter_strategy(&self) -> Strategy {
