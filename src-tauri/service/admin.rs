@@ -190,6 +190,7 @@ impl Engine {
 
     /// Search and page through users.
     pub async fn admin_list_users(&self, actor: &Actor, q: &UserQuery) -> Result<UserPage> {
+        use store::admin::{After, EmailMatch, UserOrder, UserSearch};
         self.authorize(actor, Action::ListUsers)?;
         let limit = q.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {
@@ -200,11 +201,12 @@ impl Engine {
             ));
         }
         let sort = q.sort.unwrap_or_default();
-        let mut filters: Vec<String> = Vec::new();
-        let mut binds: Vec<store::admin::Bind> = Vec::new();
-        let param = |b: store::admin::Bind, binds: &mut Vec<store::admin::Bind>| {
-            binds.push(b);
-            format!("${}", binds.len())
+        let mut search = UserSearch {
+            status: q.status.map(|s| s.as_str().to_owned()),
+            role: q.role.map(|r| r.as_str().to_owned()),
+            created_after: q.created_after.map(ms),
+            created_before: q.created_before.map(ms),
+            ..Default::default()
         };
         if let Some(text) =
             q.q.as_deref()
@@ -219,22 +221,13 @@ impl Engine {
                 ));
             }
             let prefix_like = text.contains('@') || text.chars().count() < 3;
-            if prefix_like {
-                // Prefix by range on the email index: `ada@` matches `ada@…`.
-                let lo = param(store::admin::Bind::Text(text.clone()), &mut binds);
-                let hi = param(
-                    store::admin::Bind::Text(format!("{text}\u{10FFFF}")),
-                    &mut binds,
-                );
-                filters.push(format!("(u.email >= {lo} AND u.email < {hi})"));
+            search.email = Some(if prefix_like {
+                EmailMatch::Prefix(text)
             } else {
-                let value = store::admin::substring_pattern(self.db().kind(), &text);
-                let p = param(store::admin::Bind::Text(value), &mut binds);
-                filters.push(store::admin::substring_filter(self.db().kind(), &p));
-            }
+                EmailMatch::Substring(text)
+            });
         }
         if let Some(plan) = &q.plan {
-            // By version ids, so that the subscriptions index answers it.
             let versions = store::admin::plan_version_ids(self.db().read(), plan).await?;
             if versions.is_empty() {
                 return Ok(UserPage {
@@ -244,65 +237,36 @@ impl Engine {
                     next_cursor: None,
                 });
             }
-            let ps: Vec<String> = versions
-                .into_iter()
-                .map(|v| param(store::admin::Bind::Text(v), &mut binds))
-                .collect();
-            filters.push(format!("s.plan_version_id IN ({})", ps.join(", ")));
+            search.plan_versions = Some(versions);
         }
-        if let Some(status) = q.status {
-            let p = param(store::admin::Bind::Text(status.as_str().into()), &mut binds);
-            filters.push(format!("u.status = {p}"));
-        }
-        if let Some(role) = q.role {
-            let p = param(store::admin::Bind::Text(role.as_str().into()), &mut binds);
-            filters.push(format!("u.role = {p}"));
-        }
-        if let Some(t) = q.created_after {
-            let p = param(store::admin::Bind::Int(ms(t)), &mut binds);
-            filters.push(format!("u.created_at >= {p}"));
-        }
-        if let Some(t) = q.created_before {
-            let p = param(store::admin::Bind::Int(ms(t)), &mut binds);
-            filters.push(format!("u.created_at < {p}"));
-        }
-        let count_filters = filters.clone();
-        let count_binds = binds.clone();
-        if let Some(c) = &q.cursor {
-            let (key, id) = cursor_decode(c)?;
-            let idp = param(store::admin::Bind::Text(id), &mut binds);
-            let cond = match sort {
-                UserSort::CreatedDesc | UserSort::CreatedAsc => {
-                    let k: i64 = key.parse().map_err(|_| {
-                        Error::validation("cursor", "invalid", "cursor does not fit this sort")
-                    })?;
-                    let kp = param(store::admin::Bind::Int(k), &mut binds);
-                    let op = if sort == UserSort::CreatedDesc {
-                        "<"
-                    } else {
-                        ">"
-                    };
-                    format!("(u.created_at {op} {kp} OR (u.created_at = {kp} AND u.id {op} {idp}))")
-                }
-                UserSort::EmailAsc => {
-                    let kp = param(store::admin::Bind::Text(key), &mut binds);
-                    format!("(u.email > {kp} OR (u.email = {kp} AND u.id > {idp}))")
-                }
-            };
-            filters.push(cond);
-        }
-        let order = match sort {
-            UserSort::CreatedDesc => "u.created_at DESC, u.id DESC",
-            UserSort::CreatedAsc => "u.created_at ASC, u.id ASC",
-            UserSort::EmailAsc => "u.email ASC, u.id ASC",
+        let after = match &q.cursor {
+            None => None,
+            Some(c) => {
+                let (key, id) = cursor_decode(c)?;
+                Some(match sort {
+                    UserSort::CreatedDesc | UserSort::CreatedAsc => {
+                        let k: i64 = key.parse().map_err(|_| {
+                            Error::validation("cursor", "invalid", "cursor does not fit this sort")
+                        })?;
+                        After::Created(k, id)
+                    }
+                    UserSort::EmailAsc => After::Email(key, id),
+                })
+            }
         };
-        let rows = store::admin::list_users(
+        let order = match sort {
+            UserSort::CreatedDesc => UserOrder::CreatedDesc,
+            UserSort::CreatedAsc => UserOrder::CreatedAsc,
+            UserSort::EmailAsc => UserOrder::EmailAsc,
+        };
+        let (rows, total) = store::admin::search_users(
             self.db().read(),
             self.db().kind(),
-            &filters,
-            &binds,
+            &search,
             order,
+            after.as_ref(),
             limit + 1,
+            COUNT_CAP + 1,
         )
         .await?;
         let has_more = rows.len() as i64 > limit;
@@ -327,13 +291,6 @@ impl Engine {
         } else {
             None
         };
-        let total = store::admin::count_users(
-            self.db().read(),
-            &count_filters,
-            &count_binds,
-            COUNT_CAP + 1,
-        )
-        .await?;
         users.shrink_to_fit();
         Ok(UserPage {
             users,
