@@ -4,6 +4,7 @@
 
 use super::api_keys::ApiKeyInfo;
 use super::audit::{AuditEntry, AuditFilter, Draft};
+pub use super::decisions::{Explanation, Fix};
 use super::permissions::{allows, Action};
 use super::subscriptions::{Effective, SubscriptionView};
 use super::Engine;
@@ -105,27 +106,6 @@ pub struct Impersonation {
     pub expires_in: i64,
     /// False: the token may only read.
     pub can_write: bool,
-}
-
-/// A refusal explained in plain words, with the fixes support may apply.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct Explanation {
-    pub decision: super::decisions::Decision,
-    pub summary: Vec<String>,
-    pub fixes: Vec<Fix>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Fix {
-    /// Reset the metric's usage for the current window.
-    QuotaBoost,
-    /// Forget the user's rate-limit windows.
-    ClearLimit,
-    /// Give a past-due subscription more days before limits drop to free.
-    GracePeriod,
-    /// Reactivate a suspended account.
-    Reactivate,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -601,126 +581,6 @@ impl Engine {
             expires_in: ttl,
             can_write,
         })
-    }
-
-    /// Explains a refusal a customer quotes by request id.
-    pub async fn admin_explain(&self, actor: &Actor, request_id: &str) -> Result<Explanation> {
-        self.authorize(actor, Action::ExplainDecision)?;
-        let decision = self.decision(request_id).await?;
-        let f = &decision.facts;
-        let d = &f["details"];
-        let mut summary = Vec::new();
-        let who = match (f["user_id"].as_str(), f["key_prefix"].as_str()) {
-            (Some(u), Some(k)) => format!("user {u} with API key {k}…"),
-            (Some(u), None) => format!("user {u} with a session token"),
-            (None, Some(k)) => format!("an unknown caller presenting {k}…"),
-            (None, None) => "an unauthenticated caller".into(),
-        };
-        summary.push(format!(
-            "At {} {} called {} and was refused with {} ({}).",
-            decision.at.format("%Y-%m-%d %H:%M:%S UTC"),
-            who,
-            decision.route.as_deref().unwrap_or("?"),
-            decision.status,
-            decision.code
-        ));
-        if let Some(p) = f["plan_version"].as_str() {
-            summary.push(format!(
-                "Their plan was {p}, subscription {}.",
-                f["subscription_status"].as_str().unwrap_or("unknown")
-            ));
-        }
-        let mut fixes = Vec::new();
-        match decision.code.as_str() {
-            "quota_exceeded" => {
-                summary.push(format!(
-                    "They had used {} of {} `{}` in the window ending {}; the request asked for {} more.",
-                    d["used"], d["limit"], d["metric"].as_str().unwrap_or("?"), d["resets_at"].as_str().unwrap_or("?"), d["requested"]
-                ));
-                if let Some(u) = d["upgrade_to"].as_str() {
-                    summary.push(format!("The `{u}` plan would allow more."));
-                }
-                fixes.push(Fix::QuotaBoost);
-            }
-            "insufficient_credits" => {
-                summary.push(format!(
-                    "They needed {} credits of `{}` and had {}; credits renew at {}.",
-                    d["needed"],
-                    d["metric"].as_str().unwrap_or("?"),
-                    d["balance"],
-                    d["renews_at"].as_str().unwrap_or("?")
-                ));
-            }
-            "rate_limited" => {
-                summary.push(format!(
-                    "They had made {} requests in the {}-second `{}` window; it resets at {}.",
-                    d["limit"],
-                    d["window_s"],
-                    d["scope"].as_str().unwrap_or("?"),
-                    d["resets_at"].as_str().unwrap_or("?")
-                ));
-                fixes.push(Fix::ClearLimit);
-            }
-            "feature_not_in_plan" => summary.push(format!(
-                "Their plan does not include `{}`; `{}` does.",
-                d["feature"].as_str().unwrap_or("?"),
-                d["upgrade_to"].as_str().unwrap_or("no plan")
-            )),
-            "account_suspended" => {
-                summary.push("The account was suspended.".into());
-                fixes.push(Fix::Reactivate);
-            }
-            other => summary.push(format!("The credentials were refused: {other}.")),
-        }
-        if f["subscription_status"].as_str() == Some("past_due") {
-            fixes.push(Fix::GracePeriod);
-        }
-        Ok(Explanation {
-            decision,
-            summary,
-            fixes,
-        })
-    }
-
-    /// Applies one of the fixes an explanation offers (audited).
-    pub async fn admin_apply_fix(
-        &self,
-        actor: &Actor,
-        request_id: &str,
-        fix: Fix,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        let e = self.admin_explain(actor, request_id).await?;
-        if !e.fixes.contains(&fix) {
-            return Err(Error::validation(
-                "fix",
-                "not_offered",
-                "this fix does not apply to that refusal",
-            ));
-        }
-        let user = e
-            .decision
-            .user_id
-            .as_deref()
-            .ok_or(Error::NotFound("user"))?;
-        let id = UserId::parse(user)?;
-        match fix {
-            Fix::QuotaBoost => {
-                let metric = e.decision.facts["details"]["metric"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                self.admin_reset_usage(actor, &id, &metric, reason)
-                    .await
-                    .map(|_| ())
-            }
-            Fix::ClearLimit => self
-                .admin_clear_limits(actor, &id, reason)
-                .await
-                .map(|_| ()),
-            Fix::Reactivate => self.admin_reactivate(actor, &id, reason).await.map(|_| ()),
-            Fix::GracePeriod => self.admin_extend_grace(actor, &id, 7, reason).await,
-        }
     }
 
     /// Gives a past-due subscription `days` more before its limits drop to free.
