@@ -1,7 +1,7 @@
 //! Corrections of recorded use: releasing a consumption whose work failed, and a staff reset
 //! of a metric's current window. Both are written as usage events, so counters stay derivable.
 
-use super::{plan_rule, record_event, replay, Consumption, CREDIT_PERIOD};
+use super::{record_event, replay, Consumption, CREDIT_PERIOD};
 use crate::domain::UserId;
 use crate::error::{Error, Result};
 use crate::plans::rules::Rule;
@@ -114,17 +114,8 @@ impl Engine {
         metric: &str,
         audit: &crate::service::audit::Draft<'_>,
     ) -> Result<i64> {
-        let r = self.resolve_subscription(user).await?;
-        let catalog = self.catalog().await?;
-        let now = self.now();
-        let Rule::Limit { window, .. } = plan_rule(
-            &r.effective,
-            &catalog.catalog.metrics,
-            metric,
-            now,
-            r.billing,
-        )?
-        else {
+        let (rule, now) = self.rule_now(user, metric).await?;
+        let Rule::Limit { window, .. } = rule else {
             return Err(Error::validation(
                 "metric",
                 "credits",

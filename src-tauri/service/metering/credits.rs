@@ -1,7 +1,7 @@
 //! Credit balances: the period renewal inside a transaction, staff grants, and the grant an
 //! immediate plan change gives.
 
-use super::{plan_rule, record_event, stored_credits, CREDIT_PERIOD};
+use super::{record_event, stored_credits, CREDIT_PERIOD};
 use crate::domain::UserId;
 use crate::error::{Error, Result};
 use crate::plans::periods::Window;
@@ -84,20 +84,12 @@ impl Engine {
                 "amount must not be zero",
             ));
         }
-        let r = self.resolve_subscription(user).await?;
-        let catalog = self.catalog().await?;
-        let now = self.now();
+        let (rule, now) = self.rule_now(user, metric).await?;
         let Rule::Credits {
             allowance,
             rollover,
             window,
-        } = plan_rule(
-            &r.effective,
-            &catalog.catalog.metrics,
-            metric,
-            now,
-            r.billing,
-        )?
+        } = rule
         else {
             return Err(Error::validation(
                 "metric",

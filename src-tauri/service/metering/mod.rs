@@ -178,6 +178,27 @@ fn credit_answer(
     }
 }
 
+impl super::Engine {
+    /// The rule of `metric` on the user's plan at this moment, and the moment.
+    async fn rule_now(
+        &self,
+        user: &crate::domain::UserId,
+        metric: &str,
+    ) -> Result<(Rule, DateTime<Utc>)> {
+        let r = self.resolve_subscription(user).await?;
+        let catalog = self.catalog().await?;
+        let now = self.now();
+        let rule = plan_rule(
+            &r.effective,
+            &catalog.catalog.metrics,
+            metric,
+            now,
+            r.billing,
+        )?;
+        Ok((rule, now))
+    }
+}
+
 fn stored_credits(row: usage::CreditRow) -> Credits {
     Credits {
         balance: row.balance,
