@@ -39,7 +39,8 @@ pub enum UserSort {
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 #[serde(default)]
 pub struct UserQuery {
-    /// Email search: a prefix (`ada@`) or any part of it (3 characters or more).
+    /// Search text: an exact user id (`usr_…`), a Stripe customer id (`cus_…`), or an email
+    /// prefix (`ada@`) or any part of it (3 characters or more).
     pub q: Option<String>,
     pub plan: Option<String>,
     #[param(inline)]
@@ -258,12 +259,20 @@ impl Engine {
                     "search text is longer than an email",
                 ));
             }
-            let prefix_like = text.contains('@') || text.chars().count() < 3;
-            search.email = Some(if prefix_like {
-                EmailMatch::Prefix(text)
+            let raw = q.q.as_deref().unwrap_or_default().trim();
+            if text.starts_with("usr_") {
+                // Ids are case-sensitive: search with the text as typed.
+                search.id = Some(raw.to_owned());
+            } else if text.starts_with("cus_") {
+                search.stripe_customer = Some(raw.to_owned());
             } else {
-                EmailMatch::Substring(text)
-            });
+                let prefix_like = text.contains('@') || text.chars().count() < 3;
+                search.email = Some(if prefix_like {
+                    EmailMatch::Prefix(text)
+                } else {
+                    EmailMatch::Substring(text)
+                });
+            }
         }
         if let Some(plan) = &q.plan {
             let versions = store::admin::plan_version_ids(self.db().read(), plan).await?;

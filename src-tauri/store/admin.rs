@@ -167,6 +167,10 @@ pub enum EmailMatch {
 #[derive(Debug, Clone, Default)]
 pub struct UserSearch {
     pub email: Option<EmailMatch>,
+    /// Exactly this user id (`usr_…`).
+    pub id: Option<String>,
+    /// The user who has (or had) this Stripe customer (`cus_…`).
+    pub stripe_customer: Option<String>,
     /// Subscriptions on any of these plan versions.
     pub plan_versions: Option<Vec<String>>,
     pub status: Option<String>,
@@ -202,6 +206,17 @@ impl Conditions {
                 c.filters.push(substring_filter(kind, &p));
             }
             None => {}
+        }
+        if let Some(id) = &s.id {
+            let p = c.param(Bind::Text(id.clone()));
+            c.filters.push(format!("u.id = {p}"));
+        }
+        if let Some(customer) = &s.stripe_customer {
+            // Through the customers table's primary key: one row, however many users there are.
+            let p = c.param(Bind::Text(customer.clone()));
+            c.filters.push(format!(
+                "u.id IN (SELECT user_id FROM stripe_customers WHERE customer_id = {p})"
+            ));
         }
         if let Some(versions) = &s.plan_versions {
             // By version ids, so that the subscriptions index answers it.

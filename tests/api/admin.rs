@@ -768,3 +768,57 @@ async fn search_pages_and_stats(backend: Backend) {
     assert_eq!(signups, 121);
     assert!(!stats["active_users_per_day"].as_array().unwrap().is_empty());
 }
+
+on_both!(search_by_user_id_and_stripe_customer);
+async fn search_by_user_id_and_stripe_customer(backend: Backend) {
+    // Arrange
+    let Some(app) = TestApp::spawn_with(backend, |s| s.argon2.memory_kib = 256).await else {
+        return;
+    };
+    let support = staff_token(&app, "help@example.com", Role::Support).await;
+    app.engine.seed(50, 0, 7, &|_, _, _| {}).await.unwrap();
+    let (_, page) = call(&app, Method::GET, "/v1/admin/users?limit=2", &support, None).await;
+    let wanted = page["users"][1]["id"].as_str().unwrap().to_owned();
+    sqlx::query(
+        "INSERT INTO stripe_customers (customer_id, user_id, created_at) VALUES ($1, $2, 0)",
+    )
+    .bind("cus_Search123")
+    .bind(&wanted)
+    .execute(app.engine.db().write())
+    .await
+    .unwrap();
+
+    // Act
+    let (s, by_id) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/users?q={wanted}"),
+        &support,
+        None,
+    )
+    .await;
+    let (_, by_customer) = call(
+        &app,
+        Method::GET,
+        "/v1/admin/users?q=cus_Search123",
+        &support,
+        None,
+    )
+    .await;
+    let (_, unknown) = call(
+        &app,
+        Method::GET,
+        "/v1/admin/users?q=usr_nobody",
+        &support,
+        None,
+    )
+    .await;
+
+    // Assert
+    assert_eq!(s, StatusCode::OK, "{by_id}");
+    assert_eq!(by_id["total"], 1);
+    assert_eq!(by_id["users"][0]["id"], wanted.as_str());
+    assert_eq!(by_customer["total"], 1);
+    assert_eq!(by_customer["users"][0]["id"], wanted.as_str());
+    assert_eq!(unknown["total"], 0, "an unknown id matches nobody");
+}
