@@ -77,6 +77,13 @@ export const api = {
 
   auditLog: (filter: T.AuditFilter) => unwrap(commands.auditLog(filter)),
 
+  revenueMrr: (months: number) => unwrap(commands.revenueMrr(months)),
+  revenueMovements: (months: number) => unwrap(commands.revenueMovements(months)),
+  revenueByPlan: (months: number) => unwrap(commands.revenueByPlan(months)),
+  revenueChurn: (months: number) => unwrap(commands.revenueChurn(months)),
+  /** Writes a file the save dialog chose; null until the console has a command for it. */
+  saveTextFile: null as null | ((path: string, contents: string) => Promise<null>),
+
   status: () => unwrap(commands.status()),
   startApi: (addr: string | null) => unwrap(commands.startApi(addr)),
   stopApi: () => unwrap(commands.stopApi()),

@@ -6,6 +6,8 @@ import { HomeScreen } from "./routes/HomeScreen";
 import { UsersScreen, parseUserSearch } from "./routes/UsersScreen";
 import { UserScreen } from "./routes/UserScreen";
 import { AuditScreen, parseAuditSearch } from "./routes/AuditScreen";
+import { RevenueScreen, parseRevenueSearch } from "./routes/RevenueScreen";
+import { ApiScreen } from "./routes/ApiScreen";
 
 const rootRoute = createRootRoute({ component: Shell });
 
@@ -31,7 +33,16 @@ export const auditRoute = createRoute({
   component: AuditScreen,
 });
 
-const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute]);
+export const revenueRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/revenue",
+  validateSearch: parseRevenueSearch,
+  component: RevenueScreen,
+});
+
+export const apiRoute = createRoute({ getParentRoute: () => rootRoute, path: "/api", component: ApiScreen });
+
+const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute, revenueRoute, apiRoute]);
 
 export function createConsoleRouter() {
   return createRouter({ routeTree, history: createHashHistory(), defaultPreload: false });
