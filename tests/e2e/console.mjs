@@ -19,6 +19,7 @@ const databaseUrl = env("E2E_DATABASE_URL");
 const support = { email: env("E2E_SUPPORT_EMAIL"), password: env("E2E_SUPPORT_PASSWORD") };
 const finance = { email: env("E2E_FINANCE_EMAIL"), password: env("E2E_FINANCE_PASSWORD") };
 const shots = env("E2E_SCREENSHOTS");
+const apiPort = Number(env("E2E_PORT")) + 2;
 mkdirSync(shots, { recursive: true });
 
 const steps = [];
@@ -119,6 +120,7 @@ async function main() {
       await signIn(s, support);
       await s.find(".figure-value", 20_000);
       await shot(s, "03-home");
+      assert.equal((await s.findAll('[data-testid="nav-revenue"]')).length, 0, "support has no revenue entry");
     });
 
     await step("users list among thousands, search one user, open them", async () => {
@@ -213,6 +215,36 @@ async function main() {
       assert.equal(refused.error?.code, "forbidden", `refused with forbidden: ${JSON.stringify(refused.error)}`);
       const text = await detailText(s);
       assert.ok(text.includes("active"), "the user is still active");
+    });
+
+    await step("revenue chart as finance, a figure's definition", async () => {
+      await (await s.byTestId("nav-revenue")).click();
+      await s.find('[data-testid="revenue-chart"] canvas', 20_000);
+      const rows = await s.findAll('[data-testid="revenue-table-mrr"] tbody tr');
+      assert.ok(rows.length >= 12, `twelve months of MRR rows (got ${rows.length})`);
+      await shot(s, "12-revenue");
+      await (await s.find('button[aria-label="Definition of ARPU"]')).click();
+      const definition = await (await s.byTestId("revenue-definition")).text();
+      assert.match(definition, /paying_customers/, "the ARPU definition from docs/revenue.md");
+      await shot(s, "13-revenue-definition");
+      await (await s.find('[data-testid="revenue-definition"] button.primary')).click();
+    });
+
+    await step("API listener on, /health through it, then off", async () => {
+      await (await s.byTestId("nav-api")).click();
+      const address = await s.byTestId("api-address");
+      const addr = `127.0.0.1:${apiPort}`;
+      await address.clear();
+      await address.type(addr);
+      await (await s.byTestId("api-toggle")).click();
+      await s.waitUntil(async () => (await (await s.byTestId("api-status")).attribute("data-running")) === "true", "the listener to run");
+      assert.equal(await (await s.byTestId("api-status")).attribute("data-addr"), addr);
+      const health = await fetch(`http://${addr}/health`);
+      assert.equal(health.status, 200, "GET /health answers 200 through the console's listener");
+      await shot(s, "14-api-listener");
+      await (await s.byTestId("api-toggle")).click();
+      await s.waitUntil(async () => (await (await s.byTestId("api-status")).attribute("data-running")) === "false", "the listener to stop");
+      await assert.rejects(fetch(`http://${addr}/health`), "nothing listens once it is off");
     });
   } finally {
     await s.end();
