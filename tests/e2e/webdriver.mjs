@@ -1,7 +1,9 @@
 // A small W3C WebDriver client for tauri-driver: just the calls the console's end-to-end run
 // needs. tauri-driver sometimes drops a connection, so every request is retried a few times.
 
-const ELEMENT = "element-6066-11e4-a932-00c4a6c8df86";
+// The W3C web element identifier; a reference is read by any key of this family.
+const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
+const elementId = (ref) => ref[ELEMENT] ?? Object.entries(ref).find(([k]) => k.startsWith("element-6066-11e4"))?.[1];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class WebDriverError extends Error {
@@ -82,7 +84,7 @@ export class Session {
 
   async findAll(css) {
     const found = await this.call("POST", "/elements", { using: "css selector", value: css });
-    return found.map((f) => new Element(this, f[ELEMENT]));
+    return found.map((f) => new Element(this, elementId(f)));
   }
 
   /** Waits until `css` matches at least one element; returns the first. */
@@ -150,8 +152,10 @@ export class Element {
   type(text) {
     return this.call("POST", "/value", { text });
   }
+  /** The element's rendered text (innerText): WebKitWebDriver's own text command drops the text
+   *  of cells that clip with an ellipsis. */
   text() {
-    return this.call("GET", "/text");
+    return this.session.execute("return arguments[0].innerText;", this);
   }
   attribute(name) {
     return this.call("GET", `/attribute/${encodeURIComponent(name)}`);
@@ -164,7 +168,7 @@ export class Element {
   }
   async findAll(css) {
     const found = await this.call("POST", "/elements", { using: "css selector", value: css });
-    return found.map((f) => new Element(this.session, f[ELEMENT]));
+    return found.map((f) => new Element(this.session, elementId(f)));
   }
   toJSON() {
     return { [ELEMENT]: this.id };

@@ -4,6 +4,7 @@ import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "../api";
 import { ErrorNote } from "../components/ErrorNote";
+import { CopyButton } from "../components/CopyButton";
 
 export function ApiScreen() {
   const client = useQueryClient();
@@ -65,10 +66,9 @@ export function ApiScreen() {
         </p>
         {base && (
           <p className="api-links">
-            <a href={`${base}/docs`} target="_blank" rel="noreferrer" data-testid="api-docs-link">
-              {base}/docs
-            </a>
-            <span className="muted">interactive API documentation (opens in the browser)</span>
+            <code data-testid="api-docs-url">{base}/docs</code>
+            <CopyButton value={`${base}/docs`} />
+            <span className="muted">the interactive API documentation: paste it into your browser</span>
           </p>
         )}
       </section>

@@ -95,7 +95,7 @@ export function RevenueScreen() {
           <Figure label="Refunded" value={money(latest.refunded)} onDefine={define("mrr", "refunded")} />
         </div>
       )}
-      <section className="panel">
+      <section className="section">
         <h2>
           MRR and its movements, per month
           <span className="section-extra muted">{latest ? `this month so far: ${latest.month}` : ""}</span>
@@ -194,9 +194,9 @@ function MrrChart({ mrr, movements, money }: { mrr: MrrMonth[]; movements: Movem
     const upStack = stackOrder(stackedBarSeries([...UP], up, "mv", fmt), cumulative(up));
     const downStack = stackOrder(stackedBarSeries([...DOWN], down, "mv", fmt, UP.length), cumulative(down));
     const options: ChartOptions = {
-      scales: { x: { time: true }, mrr: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] }, mv: { range: (_u, min, max) => [Math.min(0, min * 1.2), Math.max(1, max * 1.2)] } },
+      scales: { x: { time: true }, mrr: { range: (_u, _min, max) => [0, Math.max(10, max * 1.1)] }, mv: { range: (_u, min, max) => [Math.min(0, min * 1.2), Math.max(10, max * 1.2)] } },
       axes: [
-        { values: (_u, splits) => splits.map((s) => new Date(s * 1000).toISOString().slice(0, 7)) },
+        { space: 70, values: (_u, splits) => splits.map((s) => new Date(s * 1000).toISOString().slice(0, 7)) },
         { scale: "mrr", label: "MRR", size: 70, values: (_u, splits) => splits.map((s) => compact(s)) },
         { scale: "mv", side: 1, label: "Movements", size: 70, grid: { show: false }, values: (_u, splits) => splits.map((s) => compact(s)) },
       ],
@@ -220,7 +220,7 @@ function compact(v: number): string {
   const a = Math.abs(v);
   if (a >= 1e6) return `${(v / 1e6).toFixed(1)}M`;
   if (a >= 1e3) return `${(v / 1e3).toFixed(a >= 1e4 ? 0 : 1)}k`;
-  return String(Math.round(v));
+  return a >= 10 || a === 0 ? String(Math.round(v)) : String(Number(v.toFixed(2)));
 }
 
 
