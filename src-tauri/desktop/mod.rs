@@ -8,7 +8,9 @@ mod connection;
 mod decisions;
 mod embedded_api;
 mod error;
+mod files;
 mod home;
+mod plans;
 mod recent;
 mod revenue;
 mod session;
@@ -71,6 +73,14 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             revenue::revenue_movements,
             revenue::revenue_by_plan,
             revenue::revenue_churn,
+            revenue::export_revenue_csv,
+            // Plans workbench.
+            plans::plan_catalog,
+            plans::check_plan_file,
+            plans::diff_plan_file,
+            plans::simulate_plan_file,
+            plans::apply_plan_file,
+            plans::migrate_plan_version,
             // Staff accounts (admins).
             staff::list_staff,
             staff::set_staff_role,
@@ -78,6 +88,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             api::status,
             api::start_api,
             api::stop_api,
+            api::api_listener,
         ])
         .events(tauri_specta::collect_events![wire::SeedProgress])
         // Counts, cents and millisecond times stay far below 2^53, so JSON numbers are exact.

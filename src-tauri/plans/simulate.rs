@@ -28,7 +28,8 @@ fn one() -> i64 {
 }
 
 /// What happened to one attempt.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Outcome {
     pub line: usize,
     pub user: String,
@@ -45,7 +46,8 @@ pub struct Outcome {
 }
 
 /// Totals per user, metric and window.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct PeriodSummary {
     pub user: String,
     pub metric: String,
@@ -60,7 +62,8 @@ pub struct PeriodSummary {
     pub denials: BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Simulation {
     pub outcomes: Vec<Outcome>,
     pub periods: Vec<PeriodSummary>,

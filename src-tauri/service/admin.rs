@@ -232,7 +232,7 @@ impl Engine {
         Ok(())
     }
 
-    fn draft<'a>(
+    pub(crate) fn draft<'a>(
         &self,
         actor: &'a Actor,
         action: &'a str,

@@ -14,11 +14,13 @@ pub mod entitlements;
 pub mod metering;
 pub mod passwords;
 pub mod permissions;
+pub mod plans_admin;
 pub mod rate_limits;
 pub mod revenue;
 pub mod seed;
 pub mod subscriptions;
 pub mod tokens;
+pub mod traffic;
 
 use crate::config::Settings;
 use crate::domain::SecretString;
