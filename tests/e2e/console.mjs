@@ -4,7 +4,7 @@
 // screen go to target/screenshots/. Run by scripts/e2e, which seeds the database and starts
 // tauri-driver under a virtual display.
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Session, waitForDriver } from "./webdriver.mjs";
 
@@ -20,6 +20,7 @@ const support = { email: env("E2E_SUPPORT_EMAIL"), password: env("E2E_SUPPORT_PA
 const finance = { email: env("E2E_FINANCE_EMAIL"), password: env("E2E_FINANCE_PASSWORD") };
 const shots = env("E2E_SCREENSHOTS");
 const apiPort = Number(env("E2E_PORT")) + 2;
+const work = env("E2E_WORK");
 mkdirSync(shots, { recursive: true });
 
 const steps = [];
@@ -230,6 +231,46 @@ async function main() {
       await (await s.find('[data-testid="revenue-definition"] button.primary')).click();
     });
 
+    await step("plans: a file with an error shows its line, a valid one its diff; finance cannot apply", async () => {
+      const shipped = readFileSync("examples/plans.toml", "utf8");
+      const broken = shipped.replace('quotas = { videos = { limit = 30, per = "day" } }', 'quotas = { videos = { limit = "thirty", per = "day" } }');
+      assert.notEqual(broken, shipped, "the example plan file has the pro quota line");
+      const raised = shipped.replace('price = { amount = 1200, currency = "usd", interval = "month" }', 'price = { amount = 1500, currency = "usd", interval = "month" }');
+      assert.notEqual(raised, shipped, "the example plan file has the pro price line");
+      const brokenPath = join(work, "plans-broken.toml");
+      const raisedPath = join(work, "plans-raised.toml");
+      writeFileSync(brokenPath, broken);
+      writeFileSync(raisedPath, raised);
+      const badLine = broken.split("\n").findIndex((l) => l.includes('"thirty"')) + 1;
+
+      await (await s.byTestId("nav-plans")).click();
+      await s.byTestId("plan-version-row", 20_000);
+      await s.byTestId("plans-open");
+      const path = await s.byTestId("plans-path");
+      await path.type(brokenPath + "\uE007");
+      const result = await s.byTestId("plans-check-result", 20_000);
+      assert.equal(await result.attribute("data-ok"), "false", "the broken file does not pass the check");
+      const problem = await s.byTestId("plans-problem");
+      assert.equal(await problem.attribute("data-line"), String(badLine), `the problem is on line ${badLine}`);
+      assert.match(await problem.text(), /thirty/, "the offending line is shown");
+      await shot(s, "15-plans-error");
+
+      await path.clear();
+      await path.type(raisedPath + "\uE007");
+      await s.waitUntil(async () => (await (await s.byTestId("plans-check-result")).attribute("data-ok")) === "true", "the valid file to pass");
+      const diff = await s.waitUntil(async () => {
+        const rows = await s.findAll('[data-testid="plans-diff-row"]');
+        return rows.length ? rows : null;
+      }, "the diff rows");
+      const diffText = (await Promise.all(diff.map((r) => r.text()))).join("\n");
+      assert.match(diffText, /pro/, `the diff names pro: ${diffText}`);
+      const apply = await s.byTestId("plans-apply");
+      assert.equal(await apply.enabled(), false, "finance cannot apply a plan file");
+      await (await s.byTestId("plans-events-path")).type(join(process.cwd(), "examples/videos-events.jsonl") + "\uE007");
+      await s.byTestId("plans-simulation", 20_000);
+      await shot(s, "16-plans-diff");
+    });
+
     await step("API listener on, /health through it, then off", async () => {
       await (await s.byTestId("nav-api")).click();
       const address = await s.byTestId("api-address");
@@ -241,6 +282,10 @@ async function main() {
       assert.equal(await (await s.byTestId("api-status")).attribute("data-addr"), addr);
       const health = await fetch(`http://${addr}/health`);
       assert.equal(health.status, 200, "GET /health answers 200 through the console's listener");
+      const anonymous = await fetch(`http://${addr}/v1/me`);
+      assert.equal(anonymous.status, 401, "an anonymous /v1/me is refused");
+      await s.waitUntil(async () => Number((await (await s.byTestId("api-requests")).text()).replace(/[^0-9]/g, "")) >= 2, "the requests to be counted");
+      await s.waitUntil(async () => (await (await s.byTestId("api-traffic")).text()).match(/Error answers\s*1/), "the 401 to be counted");
       await shot(s, "14-api-listener");
       await (await s.byTestId("api-toggle")).click();
       await s.waitUntil(async () => (await (await s.byTestId("api-status")).attribute("data-running")) === "false", "the listener to stop");

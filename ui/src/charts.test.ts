@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { cumulative, stackOrder } from "./charts/series";
 import { monthsCovering, parseRangeSearch, resolveRange } from "./range";
-import { toCsv } from "./csv";
 import { parseDefinitions, definitionOf } from "./definitions";
 import { tokenize } from "./json-highlight";
 import { formatMoney, formatRate } from "./format";
@@ -40,13 +39,6 @@ describe("date ranges", () => {
     expect(monthsCovering("2026-11-02T00:00:00Z", now)).toBe(1);
     expect(monthsCovering("2025-11-29T00:00:00Z", now)).toBe(13);
     expect(monthsCovering("1990-01-01T00:00:00Z", now)).toBe(120);
-  });
-});
-
-describe("CSV", () => {
-  it("quotes what needs quoting and ends lines with CRLF", () => {
-    const csv = toCsv([{ key: "plan", get: (r: { p: string; n: number | null }) => r.p }, { key: "n", get: (r) => r.n }], [{ p: 'pro, "annual"', n: 3 }, { p: "free", n: null }]);
-    expect(csv).toBe('plan,n\r\n"pro, ""annual""",3\r\nfree,\r\n');
   });
 });
 

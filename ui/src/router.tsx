@@ -8,6 +8,7 @@ import { UserScreen } from "./routes/UserScreen";
 import { AuditScreen, parseAuditSearch } from "./routes/AuditScreen";
 import { RevenueScreen, parseRevenueSearch } from "./routes/RevenueScreen";
 import { ApiScreen } from "./routes/ApiScreen";
+import { PlansScreen, parsePlansSearch } from "./routes/PlansScreen";
 
 const rootRoute = createRootRoute({ component: Shell });
 
@@ -40,9 +41,16 @@ export const revenueRoute = createRoute({
   component: RevenueScreen,
 });
 
+export const plansRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/plans",
+  validateSearch: parsePlansSearch,
+  component: PlansScreen,
+});
+
 export const apiRoute = createRoute({ getParentRoute: () => rootRoute, path: "/api", component: ApiScreen });
 
-const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute, revenueRoute, apiRoute]);
+const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute, revenueRoute, plansRoute, apiRoute]);
 
 export function createConsoleRouter() {
   return createRouter({ routeTree, history: createHashHistory(), defaultPreload: false });

@@ -1,10 +1,10 @@
 // The table of numbers under a chart: plain columns, a header that can link each column to its
 // definition, and an export button that saves the same rows as CSV.
 import type { ReactNode } from "react";
-import type { Column } from "../csv";
-
-export type TableColumn<Row> = Column<Row> & {
+export type TableColumn<Row> = {
+  key: string;
   label: string;
+  get: (row: Row) => string | number | null;
   render?: (row: Row) => ReactNode;
   numeric?: boolean;
   /** Opens the column's definition. */

@@ -1,39 +1,39 @@
-// Export a table as CSV: the save dialog picks the file, a command writes it. The webview cannot
-// write files itself, so without the command the button says so instead of pretending.
+// Export a revenue table as CSV: the save dialog picks the file, the command writes the same
+// CSV as the HTTP API's `?format=csv` there.
 import { useState } from "react";
 import { save } from "@tauri-apps/plugin-dialog";
 import { api, describeError } from "../api";
-import { toCsv, type Column } from "../csv";
+import { formatCount } from "../format";
+import type { RevenueTable } from "../types";
 
-export function ExportCsvButton<Row>({ name, columns, rows }: { name: string; columns: Column<Row>[]; rows: Row[] }) {
+export function ExportCsvButton({ table, months, disabled }: { table: RevenueTable; months: number; disabled?: boolean }) {
   const [note, setNote] = useState<{ ok: boolean; text: string } | null>(null);
-  const writer = api.saveTextFile;
+  const [busy, setBusy] = useState(false);
   const run = async () => {
     setNote(null);
     try {
-      const path = await save({ defaultPath: `${name}.csv`, filters: [{ name: "CSV", extensions: ["csv"] }] });
-      if (!path || !writer) return;
-      await writer(path, toCsv(columns, rows));
-      setNote({ ok: true, text: `Saved ${rows.length} rows` });
+      const path = await save({ defaultPath: `revenue-${table.replace("_", "-")}.csv`, filters: [{ name: "CSV", extensions: ["csv"] }] });
+      if (!path) return;
+      setBusy(true);
+      const done = await api.exportRevenueCsv(table, months, path);
+      setNote({ ok: true, text: `Saved ${formatCount(done.rows)} rows to ${done.path}` });
     } catch (e) {
       const d = describeError(e);
       setNote({ ok: false, text: `${d.code}: ${d.message}` });
+    } finally {
+      setBusy(false);
     }
   };
   return (
     <span className="export">
-      <button
-        type="button"
-        className="small"
-        data-testid="revenue-export-csv"
-        data-table={name}
-        disabled={!writer || rows.length === 0}
-        title={writer ? "Save these rows as CSV" : "Saving files needs a console command this build does not have"}
-        onClick={run}
-      >
-        Export CSV
+      {note && (
+        <span className={note.ok ? "muted" : "error-inline"} role={note.ok ? "status" : "alert"}>
+          {note.text}
+        </span>
+      )}
+      <button type="button" className="small" data-testid="revenue-export-csv" data-table={table} disabled={disabled || busy} title={`Save the ${months} months of this table as CSV`} onClick={run}>
+        Export CSV…
       </button>
-      {note && <span className={note.ok ? "muted" : "error-inline"}>{note.text}</span>}
     </span>
   );
 }

@@ -1,10 +1,14 @@
 // The embedded public HTTP API: switch it on and off, choose where it listens, see its state.
-// The status bar's switch is the same command; both refresh the shared `status` query.
+// The status bar's switch is the same command; both refresh the shared `status` query. Traffic
+// (requests per second, errors by status and code, latest refusals) is what /metrics counts.
 import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "../api";
 import { ErrorNote } from "../components/ErrorNote";
 import { CopyButton } from "../components/CopyButton";
+import { Link } from "@tanstack/react-router";
+import { formatCount, formatTime } from "../format";
+import type { ErrorCount, Traffic } from "../types";
 
 export function ApiScreen() {
   const client = useQueryClient();
@@ -15,8 +19,10 @@ export function ApiScreen() {
     onSuccess: (next) => {
       client.setQueryData(["status"], (old: typeof status.data) => (old ? { ...old, api: next } : old));
       client.invalidateQueries({ queryKey: ["status"] });
+      client.invalidateQueries({ queryKey: ["api-listener"] });
     },
   });
+  const listener = useQuery({ queryKey: ["api-listener"], queryFn: () => api.apiListener(20), refetchInterval: 2_000 });
   const s = status.data?.api;
   const running = s?.running ?? false;
   const base = running && s?.addr ? `http://${s.addr}` : null;
@@ -72,6 +78,93 @@ export function ApiScreen() {
           </p>
         )}
       </section>
+      <ErrorNote error={listener.error} />
+      {listener.data && <TrafficPanels traffic={listener.data.traffic} />}
     </div>
+  );
+}
+
+function TrafficPanels({ traffic }: { traffic: Traffic }) {
+  return (
+    <>
+      <div className="figures figures-wide" data-testid="api-traffic">
+        <div className="figure static">
+          <span className="figure-label">Requests per second (last 10 s)</span>
+          <span className="figure-value" data-testid="api-rps">
+            {traffic.requests_per_second == null ? "—" : traffic.requests_per_second.toFixed(1)}
+          </span>
+        </div>
+        <div className="figure static">
+          <span className="figure-label">Requests served</span>
+          <span className="figure-value" data-testid="api-requests">{formatCount(traffic.requests)}</span>
+        </div>
+        <div className="figure static">
+          <span className="figure-label">Error answers</span>
+          <span className="figure-value">{formatCount(traffic.errors_by_status.reduce((n, e) => n + e.count, 0))}</span>
+        </div>
+      </div>
+      <div className="panels">
+        <section className="panel">
+          <h2>Errors by status</h2>
+          <Counts counts={traffic.errors_by_status} empty="No error answers." />
+        </section>
+        <section className="panel">
+          <h2>Errors by code</h2>
+          <Counts counts={traffic.errors_by_code} empty="No error codes." mono />
+        </section>
+      </div>
+      <section className="section">
+        <h2>
+          Latest refusals <span className="count">{traffic.latest_refusals.length}</span>
+        </h2>
+        <div className="table-wrap">
+          <table className="data" data-testid="api-refusals">
+            <thead>
+              <tr>
+                <th>At</th>
+                <th>Code</th>
+                <th className="num">Status</th>
+                <th>Route</th>
+                <th>User</th>
+                <th>Key</th>
+                <th>Request</th>
+              </tr>
+            </thead>
+            <tbody>
+              {traffic.latest_refusals.map((d) => (
+                <tr key={d.request_id}>
+                  <td className="nowrap">{formatTime(d.at)}</td>
+                  <td>
+                    <code>{d.code}</code>
+                  </td>
+                  <td className="num">{d.status}</td>
+                  <td className="mono">{d.route ?? "—"}</td>
+                  <td className="mono">{d.user_id ? <Link to="/users/$userId" params={{ userId: d.user_id }}>{d.user_id}</Link> : "—"}</td>
+                  <td className="mono">{d.key_prefix ?? "—"}</td>
+                  <td className="mono small-text">{d.request_id}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {traffic.latest_refusals.length === 0 && <p className="empty">No refusal recorded.</p>}
+        </div>
+      </section>
+    </>
+  );
+}
+
+function Counts({ counts, empty, mono }: { counts: ErrorCount[]; empty: string; mono?: boolean }) {
+  if (counts.length === 0) return <p className="empty-line muted">{empty}</p>;
+  return (
+    <table className="mini">
+      <tbody>
+        {counts.map((c) => (
+          <tr key={c.key}>
+            <td className={mono ? "mono" : undefined}>{c.key}</td>
+            <td className="num">{formatCount(c.count)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }

@@ -16,7 +16,7 @@ import { ExportCsvButton } from "../components/ExportCsvButton";
 import { definitionOf, type Definition } from "../definitions";
 import { formatCount, formatMoney, formatRate, formatTime } from "../format";
 import { monthsCovering, parseRangeSearch, resolveRange, type RangeSearch } from "../range";
-import type { ChurnMonth, MovementMonth, MrrMonth, PlanMonth } from "../types";
+import type { ChurnMonth, MovementMonth, MrrMonth, PlanMonth, RevenueTable } from "../types";
 
 export type RevenueSearch = RangeSearch & { currency?: string };
 
@@ -102,10 +102,10 @@ export function RevenueScreen() {
         </h2>
         <MrrChart mrr={mrrRows} movements={movementRows} money={money} />
       </section>
-      <TableSection title="MRR, ARR, ARPU, collected and refunded" table="mrr" rows={mrrRows} columns={mrrColumns(money, define)} rowKey={(r) => r.month} testId="revenue-table-mrr" />
-      <TableSection title="Movements" table="movements" rows={movementRows} columns={movementColumns(money, define)} rowKey={(r) => r.month} />
-      <TableSection title="Revenue by plan" table="by-plan" rows={planRows} columns={planColumns(money, define)} rowKey={(r) => `${r.month}-${r.plan}`} />
-      <TableSection title="Churn" table="churn" rows={churnRows} columns={churnColumns(money, define)} rowKey={(r) => r.month} />
+      <TableSection title="MRR, ARR, ARPU, collected and refunded" table="mrr" months={months} rows={mrrRows} columns={mrrColumns(money, define)} rowKey={(r) => r.month} testId="revenue-table-mrr" />
+      <TableSection title="Movements" table="movements" months={months} rows={movementRows} columns={movementColumns(money, define)} rowKey={(r) => r.month} />
+      <TableSection title="Revenue by plan" table="by_plan" months={months} rows={planRows} columns={planColumns(money, define)} rowKey={(r) => `${r.month}-${r.plan}`} />
+      <TableSection title="Churn" table="churn" months={months} rows={churnRows} columns={churnColumns(money, define)} rowKey={(r) => r.month} />
       {shown && (
         <Dialog title={shown.heading} onClose={() => setShown(null)} testId="revenue-definition">
           <p>
@@ -138,13 +138,13 @@ function Figure({ label, value, onDefine }: { label: string; value: string; onDe
   );
 }
 
-function TableSection<Row>({ title, table, rows, columns, rowKey, testId }: { title: string; table: string; rows: Row[]; columns: TableColumn<Row>[]; rowKey: (r: Row) => string; testId?: string }) {
+function TableSection<Row>({ title, table, months, rows, columns, rowKey, testId }: { title: string; table: RevenueTable; months: number; rows: Row[]; columns: TableColumn<Row>[]; rowKey: (r: Row) => string; testId?: string }) {
   return (
     <section className="section">
       <h2>
         {title}
         <span className="section-extra">
-          <ExportCsvButton name={`revenue-${table}`} columns={columns} rows={rows} />
+          <ExportCsvButton table={table} months={months} />
         </span>
       </h2>
       <DataTable columns={columns} rows={rows} rowKey={rowKey} testId={testId} />

@@ -9,7 +9,6 @@ import { ImpersonationBanner } from "../components/Impersonation";
 const COMING = [
   { id: "nav-usage", label: "Usage" },
   { id: "nav-stripe", label: "Stripe events" },
-  { id: "nav-plans", label: "Plans" },
 ] as const;
 
 export function Shell() {
@@ -33,6 +32,11 @@ export function Shell() {
         {permissions.includes("view_revenue") && (
           <Link to="/revenue" className="nav-item" data-testid="nav-revenue" search={{}}>
             Revenue
+          </Link>
+        )}
+        {permissions.includes("view_plans") && (
+          <Link to="/plans" className="nav-item" data-testid="nav-plans" search={{}}>
+            Plans
           </Link>
         )}
         <Link to="/api" className="nav-item" data-testid="nav-api">
