@@ -4,7 +4,8 @@
 // screen go to target/screenshots/. Run by scripts/e2e, which seeds the database and starts
 // tauri-driver under a virtual display.
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Session, waitForDriver } from "./webdriver.mjs";
 
@@ -93,9 +94,27 @@ async function runAction(s, action, fill) {
   await s.waitUntil(async () => (await s.findAll('[data-testid="dialog-confirm"]')).length === 0, `the ${action} dialog to close`);
 }
 
+const STORIES = {
+  "story-upgrade": "8b0f3c2e-5d41-4c7a-9e1b-2f6a7d9c0a11",
+  "story-churn": "1c9e2a7b-3f58-4d0e-8a61-5b7c4e2d9f22",
+  "story-refund": "5e7a1d3c-9b24-4f6e-a0c8-7d2b1e4f6a33",
+};
+
+/** A story's event files with its placeholder user replaced by `userId`, in a folder of the run. */
+function storyFor(story, userId) {
+  const from = join("tests/e2e/fixtures", story);
+  const to = join(work, `${story}-${userId}`);
+  mkdirSync(to, { recursive: true });
+  for (const f of readdirSync(from).filter((n) => n.endsWith(".json"))) {
+    writeFileSync(join(to, f), readFileSync(join(from, f), "utf8").replaceAll(STORIES[story], userId));
+  }
+  return to;
+}
+
 async function main() {
   await waitForDriver(driver);
   let target;
+  let others;
 
   // 1. No database given: the connection screen; connect through its URL field.
   let s = await Session.start(driver, { application: bin, args: ["desktop"] });
@@ -138,6 +157,7 @@ async function main() {
       const customers = rows.filter((r) => r.role === "user" && r.status === "active");
       assert.ok(customers.length > 10, "active customers are listed");
       target = customers[Math.floor(customers.length / 2)];
+      others = customers.filter((c) => c.id !== target.id);
       const row = await searchAndOpen(s, target.email);
       await shot(s, "05-users-search");
       await row.click();
@@ -219,7 +239,12 @@ async function main() {
     });
 
     await step("revenue chart as finance, a figure's definition", async () => {
+      // Two customers' Stripe histories (a churn, a refund), applied by the CLI on the same database.
+      for (const [i, story] of ["story-churn", "story-refund"].entries()) {
+        execFileSync(bin, ["stripe", "replay", storyFor(story, others[i].id)], { env: { ...process.env, TOLLGATE_DATABASE_URL: databaseUrl }, stdio: "ignore" });
+      }
       await (await s.byTestId("nav-revenue")).click();
+      await s.waitUntil(async () => /\$[1-9]/.test(await (await s.byTestId("revenue-table-mrr")).text()), "money from the replayed stories in the MRR table");
       await s.find('[data-testid="revenue-chart"] canvas', 20_000);
       const rows = await s.findAll('[data-testid="revenue-table-mrr"] tbody tr');
       assert.ok(rows.length >= 12, `twelve months of MRR rows (got ${rows.length})`);

@@ -183,7 +183,7 @@ function churnColumns(m: Money, d: Define): TableColumn<ChurnMonth>[] {
 const UP = ["new", "expansion", "reactivation"] as const;
 const DOWN = ["contraction", "churned"] as const;
 
-/** The MRR line (left axis) over the month's movements: gains stacked above zero, losses below. */
+/** The MRR line over the month's movements: gains stacked above zero, losses below, one money axis. */
 function MrrChart({ mrr, movements, money }: { mrr: MrrMonth[]; movements: MovementMonth[]; money: Money }) {
   const { options, data } = useMemo(() => {
     const byMonth = new Map(movements.map((m) => [m.month, m]));
@@ -191,14 +191,14 @@ function MrrChart({ mrr, movements, money }: { mrr: MrrMonth[]; movements: Movem
     const up = UP.map((k) => mrr.map((r) => (byMonth.get(r.month)?.[k] ?? 0) / 100));
     const down = DOWN.map((k) => mrr.map((r) => -(byMonth.get(r.month)?.[k] ?? 0) / 100));
     const fmt = (v: number) => money(Math.round(v * 100));
-    const upStack = stackOrder(stackedBarSeries([...UP], up, "mv", fmt), cumulative(up));
-    const downStack = stackOrder(stackedBarSeries([...DOWN], down, "mv", fmt, UP.length), cumulative(down));
+    const upStack = stackOrder(stackedBarSeries([...UP], up, "mrr", fmt), cumulative(up));
+    const downStack = stackOrder(stackedBarSeries([...DOWN], down, "mrr", fmt, UP.length), cumulative(down));
     const options: ChartOptions = {
-      scales: { x: { time: true }, mrr: { range: (_u, _min, max) => [0, Math.max(10, max * 1.1)] }, mv: { range: (_u, min, max) => [Math.min(0, min * 1.2), Math.max(10, max * 1.2)] } },
+      // One money scale: the bars read in the same units as the line, losses below zero.
+      scales: { x: { time: true }, mrr: { range: (_u, min, max) => [Math.min(0, min * 1.15), Math.max(10, max * 1.1)] } },
       axes: [
         { space: 70, values: (_u, splits) => splits.map((s) => new Date(s * 1000).toISOString().slice(0, 7)) },
-        { scale: "mrr", label: "MRR", size: 70, values: (_u, splits) => splits.map((s) => compact(s)) },
-        { scale: "mv", side: 1, label: "Movements", size: 70, grid: { show: false }, values: (_u, splits) => splits.map((s) => compact(s)) },
+        { scale: "mrr", size: 70, values: (_u, splits) => splits.map((s) => compact(s)) },
       ],
       series: [
         { value: (_u, v) => (v == null ? "—" : new Date(v * 1000).toISOString().slice(0, 7)) },
