@@ -92,12 +92,15 @@ impl Console {
         let id = user_id(user)?;
         let metrics: Vec<String> = match metric.map(str::trim).filter(|m| !m.is_empty()) {
             Some(m) => vec![m.to_owned()],
-            None => engine
-                .usage_summary(&id)
-                .await?
-                .metrics
-                .into_keys()
-                .collect(),
+            // Every metered limit; credit balances change through grants, not resets.
+            None => {
+                let summary = engine.usage_summary(&id).await?;
+                summary
+                    .metrics
+                    .into_keys()
+                    .filter(|m| !summary.credits.contains_key(m))
+                    .collect()
+            }
         };
         for m in &metrics {
             engine.admin_reset_usage(&actor, &id, m, reason).await?;
