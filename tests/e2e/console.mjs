@@ -19,6 +19,7 @@ const bin = env("TOLLGATE_BIN");
 const databaseUrl = env("E2E_DATABASE_URL");
 const support = { email: env("E2E_SUPPORT_EMAIL"), password: env("E2E_SUPPORT_PASSWORD") };
 const finance = { email: env("E2E_FINANCE_EMAIL"), password: env("E2E_FINANCE_PASSWORD") };
+const admin = { email: env("E2E_ADMIN_EMAIL"), password: env("E2E_ADMIN_PASSWORD") };
 const shots = env("E2E_SCREENSHOTS");
 const apiPort = Number(env("E2E_PORT")) + 2;
 const work = env("E2E_WORK");
@@ -315,6 +316,44 @@ async function main() {
       await (await s.byTestId("api-toggle")).click();
       await s.waitUntil(async () => (await (await s.byTestId("api-status")).attribute("data-running")) === "false", "the listener to stop");
       await assert.rejects(fetch(`http://${addr}/health`), "nothing listens once it is off");
+    });
+
+    await step("as admin: apply the valid plan file after confirming, then migrate pro@1 to pro@2", async () => {
+      await (await s.byTestId("sign-out")).click();
+      await signIn(s, admin);
+      await (await s.byTestId("nav-plans")).click();
+      const path = await s.byTestId("plans-path");
+      await path.clear();
+      await path.type(join(work, "plans-raised.toml") + "\uE007");
+      await s.byTestId("plans-diff-row", 20_000);
+      const apply = await s.byTestId("plans-apply");
+      assert.equal(await apply.enabled(), true, "admins may apply");
+      await apply.click();
+      await (await s.byTestId("dialog-reason")).type("e2e: pro price rise");
+      await shot(s, "17-plans-apply-confirm");
+      await (await s.byTestId("dialog-confirm")).click();
+      const applied = await s.byTestId("plans-applied", 20_000);
+      assert.match(await applied.text(), /pro@2/, "the new pro version is named");
+      const versionRow = async (label) => {
+        for (const r of await s.findAll('[data-testid="plan-version-row"]')) {
+          const t = await r.text();
+          if (t.startsWith(label)) return { row: r, text: t };
+        }
+        return null;
+      };
+      const old = await s.waitUntil(() => versionRow("pro@1"), "pro@1 listed as an old version");
+      assert.match(old.text, /old/);
+      const migrate = (await old.row.findAll('[data-testid="plans-migrate"]'))[0];
+      assert.ok(migrate, "pro@1 has subscribers to migrate");
+      await migrate.click();
+      assert.equal(await (await s.byTestId("dialog-plan")).property("value"), "pro@2");
+      await (await s.byTestId("dialog-reason")).type("e2e: move to the new price");
+      await (await s.byTestId("dialog-confirm")).click();
+      await s.waitUntil(async () => {
+        const r = await versionRow("pro@1");
+        return r && /\b0\s*$/.test(r.text.trim()) ? r : null;
+      }, "pro@1 to have no subscribers left");
+      await shot(s, "18-plans-migrated");
     });
   } finally {
     await s.end();
