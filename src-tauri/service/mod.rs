@@ -17,6 +17,7 @@ pub mod permissions;
 pub mod rate_limits;
 pub mod revenue;
 pub mod seed;
+pub mod stats;
 pub mod subscriptions;
 pub mod tokens;
 

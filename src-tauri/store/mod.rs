@@ -12,6 +12,7 @@ pub mod catalogs;
 pub mod revenue;
 pub mod seed;
 pub mod sessions;
+pub mod stats;
 pub mod settings;
 pub mod stripe;
 pub mod subscriptions;

@@ -10,4 +10,5 @@ mod health;
 pub mod http_api;
 mod metering;
 mod revenue;
+mod stats;
 mod stripe;
