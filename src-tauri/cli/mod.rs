@@ -111,8 +111,8 @@ pub enum PlansCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum UsageCommand {
-    /// Rebuild every counter, credit balance and home figure from the usage events, users and
-    /// refusals, and report drift.
+    /// Rebuild every counter, credit balance, usage rollup and home figure from the usage
+    /// events, users and refusals, and report drift.
     Verify {
         /// Write the rebuilt values (audited).
         #[arg(long)]
@@ -453,8 +453,24 @@ async fn usage(settings: Settings, cmd: UsageCommand) -> anyhow::Result<()> {
             d.stat, d.key, d.stored, d.expected
         );
     }
+    let rollup_drifts = engine.verify_usage_rollups(repair, "cli").await?;
+    for d in &rollup_drifts {
+        println!(
+            "{} {} {} {} {}: stored {:?}, events say {:?}",
+            d.table,
+            d.owner,
+            d.metric,
+            d.bucket.to_rfc3339(),
+            d.kind,
+            d.stored,
+            d.expected
+        );
+    }
     engine.shutdown().await;
-    match (drifts.len() + stat_drifts.len(), repair) {
+    match (
+        drifts.len() + stat_drifts.len() + rollup_drifts.len(),
+        repair,
+    ) {
         (0, _) => {
             println!("every counter matches its usage events");
             Ok(())

@@ -20,6 +20,7 @@ pub mod seed;
 pub mod stats;
 pub mod subscriptions;
 pub mod tokens;
+pub mod usage_series;
 
 use crate::config::Settings;
 use crate::domain::SecretString;

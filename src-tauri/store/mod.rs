@@ -12,11 +12,12 @@ pub mod catalogs;
 pub mod revenue;
 pub mod seed;
 pub mod sessions;
-pub mod stats;
 pub mod settings;
+pub mod stats;
 pub mod stripe;
 pub mod subscriptions;
 pub mod usage;
+pub mod usage_rollups;
 pub mod users;
 
 use anyhow::Context;

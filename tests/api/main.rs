@@ -12,3 +12,4 @@ mod metering;
 mod revenue;
 mod stats;
 mod stripe;
+mod usage_series;

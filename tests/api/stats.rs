@@ -85,7 +85,9 @@ async fn home_counts_equal_a_recount_after_random_operations(backend: Backend) {
                 let email = format!("late{step}@example.com");
                 people.push((email.clone(), register(&app, &email).await));
             }
-            6 => app.clock.advance(chrono::Duration::hours(rng.gen_range(1..30))),
+            6 => app
+                .clock
+                .advance(chrono::Duration::hours(rng.gen_range(1..30))),
             _ => {
                 // Consumptions; past the plan's quota or rate limit they become refusals.
                 app.http
@@ -119,7 +121,11 @@ async fn home_counts_equal_a_recount_after_random_operations(backend: Backend) {
     );
     assert_eq!(
         s["users_suspended"],
-        scalar(&app, "SELECT COUNT(*) FROM users WHERE status = 'suspended'").await
+        scalar(
+            &app,
+            "SELECT COUNT(*) FROM users WHERE status = 'suspended'"
+        )
+        .await
     );
     let per_plan: i64 = s["users_per_plan"]
         .as_array()
@@ -178,19 +184,31 @@ async fn drifted_counts_are_reported_and_repaired(backend: Backend) {
     let token = staff_token(&app, "root@example.com", Role::Admin).await;
     app.engine.seed(25, 50, 5, &|_, _, _| {}).await.unwrap();
     let before = stats(&app, &token).await;
-    assert!(app.engine.verify_stats(false, "test").await.unwrap().is_empty());
+    assert!(app
+        .engine
+        .verify_stats(false, "test")
+        .await
+        .unwrap()
+        .is_empty());
 
     // A lost update and a lost active day, as a bug or a hand edit would leave them.
     let db = app.engine.db().write();
-    sqlx::query("UPDATE stat_counts SET count = count + 5 WHERE stat = 'users_status' AND key = 'active'")
-        .execute(db)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM user_active_days WHERE user_id = (SELECT MIN(user_id) FROM user_active_days)")
-        .execute(db)
-        .await
-        .unwrap();
-    assert_ne!(stats(&app, &token).await["users_active"], before["users_active"]);
+    sqlx::query(
+        "UPDATE stat_counts SET count = count + 5 WHERE stat = 'users_status' AND key = 'active'",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "DELETE FROM user_active_days WHERE user_id = (SELECT MIN(user_id) FROM user_active_days)",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    assert_ne!(
+        stats(&app, &token).await["users_active"],
+        before["users_active"]
+    );
 
     let drifts = app.engine.verify_stats(false, "test").await.unwrap();
     let status = drifts
@@ -204,7 +222,12 @@ async fn drifted_counts_are_reported_and_repaired(backend: Backend) {
 
     let repaired = app.engine.verify_stats(true, "test").await.unwrap();
     assert_eq!(repaired, drifts);
-    assert!(app.engine.verify_stats(false, "test").await.unwrap().is_empty());
+    assert!(app
+        .engine
+        .verify_stats(false, "test")
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(stats(&app, &token).await, before);
     let audit = app
         .engine
