@@ -16,6 +16,7 @@ mod revenue;
 mod session;
 mod staff;
 mod state;
+mod usage;
 mod users;
 mod wire;
 
@@ -66,6 +67,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             // Refusals explained, and their fixes.
             decisions::explain_decision,
             decisions::apply_fix,
+            // Usage over time.
+            usage::usage_series,
             // Audit log.
             audit::audit_log,
             // Revenue (finance).

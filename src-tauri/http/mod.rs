@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod admin_usage;
 pub mod auth;
 mod billing;
 pub mod client_ip;
@@ -64,6 +65,7 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(billing::routes())
         .merge(admin::routes())
         .merge(plans::routes())
+        .merge(admin_usage::routes())
         .merge(revenue::routes());
     (public, authed)
 }

@@ -18,9 +18,11 @@ pub mod plans_admin;
 pub mod rate_limits;
 pub mod revenue;
 pub mod seed;
+pub mod stats;
 pub mod subscriptions;
 pub mod tokens;
 pub mod traffic;
+pub mod usage_series;
 
 use crate::config::Settings;
 use crate::domain::SecretString;

@@ -16,6 +16,7 @@ use tollgate::service::decisions::Refusal;
 use tollgate::service::permissions::{allows, Action};
 use tollgate::service::revenue::RevenueTable;
 use tollgate::service::subscriptions::Effective;
+use tollgate::service::usage_series::UsageSeriesQuery;
 use tollgate::Engine;
 
 const PASSWORD: &str = "staff-password";
@@ -187,6 +188,13 @@ async fn call(console: &Console, name: &str, t: &Target) -> Result<(), CommandEr
             .await
             .map(drop),
         "api_listener" => console.api_listener(None).await.map(drop),
+        "usage_series" => console
+            .usage_series(&UsageSeriesQuery {
+                user_id: Some(id.to_owned()),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
         "list_staff" => console.list_staff().await.map(drop),
         "set_staff_role" => console
             .set_staff_role(&t.email, Role::User, reason)

@@ -14,4 +14,6 @@ mod health;
 pub mod http_api;
 mod metering;
 mod revenue;
+mod stats;
 mod stripe;
+mod usage_series;

@@ -48,6 +48,8 @@ export const commands = {
 	/**  Why a request was refused, in plain words, with the fixes support may apply. */
 	explainDecision: (requestId: string) => typedError<Explanation, CommandError>(__TAURI_INVOKE("explain_decision", { requestId })),
 	applyFix: (requestId: string, fix: Fix, reason: string | null) => typedError<Explanation, CommandError>(__TAURI_INVOKE("apply_fix", { requestId, fix, reason })),
+	/**  A metric's usage per day (per hour under three days), with the table under the chart. */
+	usageSeries: (query: UsageSeriesQuery) => typedError<UsageSeries, CommandError>(__TAURI_INVOKE("usage_series", { query })),
 	/**  The audit log, newest first, filtered and paged (`next_cursor` → `cursor`). */
 	auditLog: (filter: AuditFilter) => typedError<AuditPage, CommandError>(__TAURI_INVOKE("audit_log", { filter })),
 	/**  MRR, ARR, paying customers, ARPU per month and currency (`months`: 1 to 120, 12 default). */
@@ -340,6 +342,8 @@ export type Fix =
 "grace_period" | 
 /**  Reactivate a suspended account. */
 "reactivate";
+
+export type Grain = "hour" | "day";
 
 /**  A time-boxed token acting as the user, with the refreshed detail. */
 export type Impersonated = {
@@ -643,8 +647,12 @@ export type Stats = {
 	users_suspended: number,
 	users_deleted: number,
 	users_per_plan: Count[],
+	/**  Live (not deleted) users per role. */
+	users_per_role: Count[],
 	signups_per_day: DayCount[],
 	active_users_per_day: DayCount[],
+	/**  Refusals since the start of today (UTC), per error code. */
+	refusals_today: Count[],
 };
 
 export type Status = "trialing" | "active" | "past_due" | "canceled" | "unpaid";
@@ -687,6 +695,54 @@ export type UsageEventView = {
 	at: string,
 	request_id: string | null,
 	released: boolean,
+};
+
+export type UsageLine = {
+	/**  The plan the usage was counted under; none for a user's series. */
+	plan_id: string | null,
+	/**  Consumed minus released, per bucket. */
+	net: number[],
+};
+
+export type UsageRow = {
+	at: string,
+	/**  Units consumed. */
+	consumed: number,
+	/**  Units given back by releases (refunded consumptions). */
+	released: number,
+	/**  Units forgiven by staff resets. */
+	reset: number,
+	/**  `consumed - released`. */
+	net: number,
+};
+
+/**  A usage series: every line and the table share `buckets`, one value per bucket. */
+export type UsageSeries = {
+	metric: string,
+	/**  Set when the series is one user's. */
+	user_id: string | null,
+	/**  `hour` for ranges under three days, `day` otherwise. */
+	grain: Grain,
+	from: string,
+	to: string,
+	/**  Each bucket's start (UTC), oldest first, empty buckets included. */
+	buckets: string[],
+	/**  Net usage per plan, to stack (the platform); one line without a plan for a user. */
+	lines: UsageLine[],
+	/**  The table under the chart: all plans together, per bucket. */
+	rows: UsageRow[],
+};
+
+/**  `GET /v1/admin/usage/series`: which usage, over which days. */
+export type UsageSeriesQuery = {
+	/**  The metric; the catalog's first metric by default. */
+	metric: string | null,
+	/**  One user's usage instead of the whole platform's. */
+	user_id: string | null,
+	/**  First UTC day, inclusive; 29 days before `to` by default. */
+	from: string | null,
+	/**  Last UTC day, inclusive; today by default. */
+	to: string | null,
 };
 
 export type UsageSummary = {
@@ -766,7 +822,7 @@ export type UserStatus = "active" | "suspended" | "deleted";
 
 export type Value = null | boolean | number | string | Value[] | { [key in string]: Value };
 
-/**  A half-open window `[start, end)`. */
+/**  A window `[start, end)`. */
 export type Window = {
 	start: string,
 	end: string,
