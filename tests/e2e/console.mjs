@@ -257,6 +257,19 @@ async function main() {
       await (await s.find('[data-testid="revenue-definition"] button.primary')).click();
     });
 
+    await step("usage chart for the platform, then for one user", async () => {
+      await (await s.byTestId("nav-usage")).click();
+      await s.find('[data-testid="usage-chart"] canvas', 20_000);
+      const rows = await s.findAll('[data-testid="usage-table"] tbody tr');
+      assert.ok(rows.length >= 28, `a row per day of the 30-day range (got ${rows.length})`);
+      await shot(s, "19-usage-platform");
+      await (await s.byTestId("usage-user-search")).type(target.email);
+      await (await s.byTestId("usage-user-option", 20_000)).click();
+      await s.waitUntil(async () => (await (await s.byTestId("usage-section")).attribute("data-user-id")) === target.id, "the chart to be the user's");
+      await s.find('[data-testid="usage-chart"] canvas', 20_000);
+      await shot(s, "20-usage-user");
+    });
+
     await step("plans: a file with an error shows its line, a valid one its diff; finance cannot apply", async () => {
       const shipped = readFileSync("examples/plans.toml", "utf8");
       const broken = shipped.replace('quotas = { videos = { limit = 30, per = "day" } }', 'quotas = { videos = { limit = "thirty", per = "day" } }');

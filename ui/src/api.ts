@@ -84,6 +84,8 @@ export const api = {
   /** Writes `table` over `months` as CSV to `path` (from the save dialog). */
   exportRevenueCsv: (table: T.RevenueTable, months: number, path: string) => unwrap(commands.exportRevenueCsv(table, months, path)),
 
+  usageSeries: (query: T.UsageSeriesQuery) => unwrap(commands.usageSeries(query)),
+
   planCatalog: () => unwrap(commands.planCatalog()),
   checkPlanFile: (path: string) => unwrap(commands.checkPlanFile(path)),
   diffPlanFile: (path: string) => unwrap(commands.diffPlanFile(path)),

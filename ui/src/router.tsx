@@ -9,6 +9,7 @@ import { AuditScreen, parseAuditSearch } from "./routes/AuditScreen";
 import { RevenueScreen, parseRevenueSearch } from "./routes/RevenueScreen";
 import { ApiScreen } from "./routes/ApiScreen";
 import { PlansScreen, parsePlansSearch } from "./routes/PlansScreen";
+import { UsageScreen, parseUsageSearch } from "./routes/UsageScreen";
 
 const rootRoute = createRootRoute({ component: Shell });
 
@@ -41,6 +42,13 @@ export const revenueRoute = createRoute({
   component: RevenueScreen,
 });
 
+export const usageRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/usage",
+  validateSearch: parseUsageSearch,
+  component: UsageScreen,
+});
+
 export const plansRoute = createRoute({
   getParentRoute: () => rootRoute,
   path: "/plans",
@@ -50,7 +58,7 @@ export const plansRoute = createRoute({
 
 export const apiRoute = createRoute({ getParentRoute: () => rootRoute, path: "/api", component: ApiScreen });
 
-const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute, revenueRoute, plansRoute, apiRoute]);
+const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute, usageRoute, revenueRoute, plansRoute, apiRoute]);
 
 export function createConsoleRouter() {
   return createRouter({ routeTree, history: createHashHistory(), defaultPreload: false });

@@ -46,6 +46,8 @@ export type {
   Stats,
   SubscriptionView,
   UsageEventView,
+  UsageSeries,
+  UsageSeriesQuery,
   UsageSummary,
   User,
   UserDetail,

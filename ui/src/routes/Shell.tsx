@@ -7,7 +7,6 @@ import { StatusBar } from "../components/StatusBar";
 import { ImpersonationBanner } from "../components/Impersonation";
 
 const COMING = [
-  { id: "nav-usage", label: "Usage" },
   { id: "nav-stripe", label: "Stripe events" },
 ] as const;
 
@@ -28,6 +27,9 @@ export function Shell() {
         </Link>
         <Link to="/audit" className="nav-item" data-testid="nav-audit" search={{}}>
           Audit log
+        </Link>
+        <Link to="/usage" className="nav-item" data-testid="nav-usage" search={{}}>
+          Usage
         </Link>
         {permissions.includes("view_revenue") && (
           <Link to="/revenue" className="nav-item" data-testid="nav-revenue" search={{}}>
