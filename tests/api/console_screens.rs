@@ -382,3 +382,35 @@ async fn the_plans_routes_check_and_refuse_like_the_console(backend: Backend) {
         "{catalog}"
     );
 }
+
+on_both!(the_usage_screen_reads_the_series_and_refuses_an_unknown_metric);
+async fn the_usage_screen_reads_the_series_and_refuses_an_unknown_metric(backend: Backend) {
+    use tollgate::service::usage_series::UsageSeriesQuery;
+    let Some((console, engine, _db)) = console_as(backend, Role::Finance).await else {
+        return;
+    };
+    let to = engine.now().date_naive();
+    let week = UsageSeriesQuery {
+        from: Some(to - chrono::Duration::days(6)),
+        to: Some(to),
+        ..Default::default()
+    };
+
+    let series = console.usage_series(&week).await.unwrap();
+    let unknown = console
+        .usage_series(&UsageSeriesQuery {
+            metric: Some("no-such-metric".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+
+    assert_eq!(series.buckets.len(), 7, "one bucket per day");
+    assert_eq!(series.rows.len(), 7);
+    assert!(
+        series.rows.iter().all(|r| r.net == 0),
+        "a new database has no usage"
+    );
+    assert_eq!(unknown.code, ErrorCode::ValidationFailed);
+    assert_eq!(unknown.field.as_deref(), Some("metric"));
+}
