@@ -37,6 +37,23 @@ export function HomeScreen() {
               <h2>Active users per day, last 30 days</h2>
               <DayBars days={s.active_users_per_day} />
             </section>
+            <section className="panel" data-testid="home-refusals-today">
+              <h2>Refusals today, by code</h2>
+              {s.refusals_today.length === 0 ? (
+                <p className="empty-line muted">No request refused since midnight (UTC).</p>
+              ) : (
+                <table className="mini">
+                  <tbody>
+                    {s.refusals_today.map((c) => (
+                      <tr key={c.name}>
+                        <td className="mono">{c.name}</td>
+                        <td className="num">{formatCount(c.count)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+            </section>
           </div>
         </>
       )}
