@@ -116,7 +116,8 @@ pub enum PlansCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum UsageCommand {
-    /// Rebuild every counter and credit balance from the usage events and report drift.
+    /// Rebuild every counter, credit balance, usage rollup and home figure from the usage
+    /// events, users and refusals, and report drift.
     Verify {
         /// Write the rebuilt values (audited).
         #[arg(long)]
@@ -443,8 +444,33 @@ async fn usage(settings: Settings, cmd: UsageCommand) -> anyhow::Result<()> {
             d.user_id, d.metric, period, d.stored, d.expected
         );
     }
+    // The home figures are derived state too: recounted (and rewritten) with the counters.
+    let stat_drifts = engine.verify_stats(repair, "cli").await?;
+    for d in &stat_drifts {
+        let day = d.day.map(|d| d.to_string()).unwrap_or_default();
+        println!(
+            "{} {} {day}: stored {}, recount says {}",
+            d.stat, d.key, d.stored, d.expected
+        );
+    }
+    let rollup_drifts = engine.verify_usage_rollups(repair, "cli").await?;
+    for d in &rollup_drifts {
+        println!(
+            "{} {} {} {} {}: stored {:?}, events say {:?}",
+            d.table,
+            d.owner,
+            d.metric,
+            d.bucket.to_rfc3339(),
+            d.kind,
+            d.stored,
+            d.expected
+        );
+    }
     engine.shutdown().await;
-    match (drifts.len(), repair) {
+    match (
+        drifts.len() + stat_drifts.len() + rollup_drifts.len(),
+        repair,
+    ) {
         (0, _) => {
             println!("every counter matches its usage events");
             Ok(())

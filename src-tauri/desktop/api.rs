@@ -2,7 +2,7 @@
 
 use super::error::{CommandError, ErrorCode};
 use super::state::Console;
-use super::wire::{ApiStatus, Backend, ConsoleStatus};
+use super::wire::{ApiListener, ApiStatus, Backend, ConsoleStatus};
 use crate::service::Engine;
 use std::net::SocketAddr;
 use tauri::State;
@@ -57,6 +57,18 @@ impl Console {
         Ok(self.api_status(&engine).await)
     }
 
+    /// The switch, requests per second, error counts and the latest `limit` refusals.
+    pub async fn api_listener(&self, limit: Option<i64>) -> Result<ApiListener, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let traffic = engine
+            .admin_traffic(&actor, self.api.counts(), limit)
+            .await?;
+        Ok(ApiListener {
+            status: self.api_status(&engine).await,
+            traffic,
+        })
+    }
+
     pub async fn stop_api(&self) -> Result<ApiStatus, CommandError> {
         let engine = self.connected().await?;
         self.api.stop().await?;
@@ -79,6 +91,17 @@ pub async fn start_api(
     console: State<'_, Console>,
 ) -> Result<ApiStatus, CommandError> {
     console.start_api(addr.as_deref()).await
+}
+
+/// The API screen: address, state, requests per second, error counts by status and code (as
+/// `/metrics` counts them) and the latest refusals (`limit`: 1 to 200, 20 default).
+#[tauri::command]
+#[specta::specta]
+pub async fn api_listener(
+    limit: Option<i64>,
+    console: State<'_, Console>,
+) -> Result<ApiListener, CommandError> {
+    console.api_listener(limit).await
 }
 
 /// Turns the HTTP API off once in-flight requests have finished.

@@ -1,5 +1,7 @@
 //! The HTTP API served from inside the console, switched on and off from the window.
 
+use crate::http::metrics::Metrics;
+use crate::service::traffic::RequestCounts;
 use crate::service::Engine;
 use std::io;
 use std::net::SocketAddr;
@@ -13,6 +15,8 @@ use tokio::task::JoinHandle;
 #[derive(Clone, Default)]
 pub struct EmbeddedApi {
     running: Arc<Mutex<Option<Running>>>,
+    /// The counters of the server last started (they stay readable after it stops).
+    metrics: Arc<std::sync::Mutex<Arc<Metrics>>>,
 }
 
 struct Running {
@@ -57,7 +61,14 @@ impl EmbeddedApi {
             // A dropped sender also stops the server.
             let _ = stopped.await;
         };
-        let server = tokio::spawn(crate::http::serve(engine.clone(), listener, shutdown));
+        let metrics = Arc::new(Metrics::default());
+        *self.metrics.lock().expect("metrics slot") = metrics.clone();
+        let server = tokio::spawn(crate::http::serve_with_metrics(
+            engine.clone(),
+            listener,
+            shutdown,
+            metrics,
+        ));
         tracing::info!(addr = %bound, "the console is serving the HTTP API");
         *slot = Some(Running {
             addr: bound,
@@ -74,6 +85,11 @@ impl EmbeddedApi {
         slot.as_ref()
             .filter(|r| !r.server.is_finished())
             .map(|r| r.addr)
+    }
+
+    /// The request counters of the server running (or last run), as `/metrics` exports them.
+    pub fn counts(&self) -> RequestCounts {
+        self.metrics.lock().expect("metrics slot").counts()
     }
 
     /// Stops accepting connections and waits until in-flight requests have finished (or the

@@ -41,6 +41,10 @@ pub enum ErrorCode {
     ApiAlreadyRunning,
     /// The server could not listen or stopped with an I/O error.
     ApiFailed,
+    /// A file the console was asked to open could not be read (missing, not text, no access).
+    FileUnreadable,
+    /// A file the console was asked to write could not be written.
+    FileUnwritable,
     // The engine's codes.
     ValidationFailed,
     EmailTaken,

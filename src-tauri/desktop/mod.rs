@@ -8,12 +8,15 @@ mod connection;
 mod decisions;
 mod embedded_api;
 mod error;
+mod files;
 mod home;
+mod plans;
 mod recent;
 mod revenue;
 mod session;
 mod staff;
 mod state;
+mod usage;
 mod users;
 mod wire;
 
@@ -65,6 +68,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             // Refusals explained, and their fixes.
             decisions::explain_decision,
             decisions::apply_fix,
+            // Usage over time.
+            usage::usage_series,
             // Audit log.
             audit::audit_log,
             // Revenue (finance).
@@ -72,6 +77,14 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             revenue::revenue_movements,
             revenue::revenue_by_plan,
             revenue::revenue_churn,
+            revenue::export_revenue_csv,
+            // Plans workbench.
+            plans::plan_catalog,
+            plans::check_plan_file,
+            plans::diff_plan_file,
+            plans::simulate_plan_file,
+            plans::apply_plan_file,
+            plans::migrate_plan_version,
             // Staff accounts (admins).
             staff::list_staff,
             staff::set_staff_role,
@@ -79,6 +92,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             api::status,
             api::start_api,
             api::stop_api,
+            api::api_listener,
         ])
         .events(tauri_specta::collect_events![wire::SeedProgress])
         // Counts, cents and millisecond times stay far below 2^53, so JSON numbers are exact.

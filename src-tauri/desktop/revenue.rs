@@ -1,9 +1,13 @@
-//! Revenue for finance: the same four tables as `/v1/admin/revenue/*` (the screen comes with
-//! the console's second part; the commands are here so both transports offer the same).
+//! Revenue for finance: the same four tables as `/v1/admin/revenue/*`, and any of them written
+//! as CSV to a path the UI picked with the save dialog.
 
 use super::error::CommandError;
+use super::files::write_text;
 use super::state::Console;
-use crate::service::revenue::{ChurnMonth, MovementMonth, MrrMonth, PlanMonth, Report};
+use super::wire::ExportedFile;
+use crate::service::revenue::{
+    ChurnMonth, MovementMonth, MrrMonth, PlanMonth, Report, RevenueTable,
+};
 use tauri::State;
 
 impl Console {
@@ -34,6 +38,22 @@ impl Console {
     ) -> Result<Report<ChurnMonth>, CommandError> {
         let (engine, actor) = self.staff().await?;
         Ok(engine.admin_revenue_churn(&actor, months).await?)
+    }
+
+    pub async fn export_revenue_csv(
+        &self,
+        table: RevenueTable,
+        months: Option<i64>,
+        path: &str,
+    ) -> Result<ExportedFile, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let csv = engine.admin_revenue_csv(&actor, table, months).await?;
+        let bytes = write_text(path, &csv)?;
+        Ok(ExportedFile {
+            path: path.to_owned(),
+            rows: csv.lines().count().saturating_sub(1) as i64,
+            bytes,
+        })
     }
 }
 
@@ -75,4 +95,16 @@ pub async fn revenue_churn(
     console: State<'_, Console>,
 ) -> Result<Report<ChurnMonth>, CommandError> {
     console.revenue_churn(months).await
+}
+
+/// Writes `table` as CSV (the same as `?format=csv`) to `path`, chosen with the save dialog.
+#[tauri::command]
+#[specta::specta]
+pub async fn export_revenue_csv(
+    table: RevenueTable,
+    months: Option<i64>,
+    path: String,
+    console: State<'_, Console>,
+) -> Result<ExportedFile, CommandError> {
+    console.export_revenue_csv(table, months, &path).await
 }

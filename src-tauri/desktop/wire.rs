@@ -46,6 +46,24 @@ pub struct ApiStatus {
     pub default_addr: String,
 }
 
+/// A file the console wrote.
+#[derive(Debug, Clone, Serialize, Type)]
+pub struct ExportedFile {
+    pub path: String,
+    /// Data rows (without the header).
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// The API screen: the switch, and what the server has been answering.
+#[derive(Debug, Clone, Serialize, Type)]
+pub struct ApiListener {
+    pub status: ApiStatus,
+    /// Counters of the server running, or of the one last run (zero before the first start);
+    /// the latest refusals recorded in the database (by this or any server).
+    pub traffic: crate::service::traffic::Traffic,
+}
+
 /// The open database.
 #[derive(Debug, Clone, Serialize, Type)]
 pub struct DatabaseInfo {

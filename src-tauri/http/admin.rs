@@ -43,7 +43,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// The caller as a staff actor; reads need `read`, changes `write` on API keys.
-fn actor(state: &AppState, caller: &Caller, ip: ClientIp, write: bool) -> Result<Actor, ApiError> {
+pub(super) fn actor(
+    state: &AppState,
+    caller: &Caller,
+    ip: ClientIp,
+    write: bool,
+) -> Result<Actor, ApiError> {
     let p = caller.require(if write { Scope::Write } else { Scope::Read })?;
     Ok(state.engine.actor(p, &ip.0.to_string())?)
 }

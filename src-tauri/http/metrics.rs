@@ -1,12 +1,16 @@
 //! Prometheus metrics: requests by route and status, meter decisions, request latency.
 
+use crate::service::traffic::{ErrorCount, RequestCounts};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Seconds of request counts kept for the rate.
+const RATE_WINDOW_SECS: u64 = 10;
 
 const BUCKETS: [f64; 11] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -25,6 +29,29 @@ struct Inner {
     latency_buckets: [u64; BUCKETS.len()],
     latency_count: u64,
     latency_sum: f64,
+    /// Error answers by their `error.code`.
+    error_codes: BTreeMap<String, u64>,
+    /// Requests per second (unix second, count), the last [`RATE_WINDOW_SECS`] seconds.
+    recent: VecDeque<(u64, u64)>,
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Inner {
+    fn forget_before(&mut self, now: u64) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(s, _)| *s + RATE_WINDOW_SECS <= now)
+        {
+            self.recent.pop_front();
+        }
+    }
 }
 
 impl Metrics {
@@ -49,6 +76,58 @@ impl Metrics {
         }
         m.latency_count += 1;
         m.latency_sum += seconds;
+        let now = unix_secs();
+        match m.recent.back_mut() {
+            Some((s, n)) if *s == now => *n += 1,
+            _ => m.recent.push_back((now, 1)),
+        }
+        m.forget_before(now);
+    }
+
+    /// An error answer's `error.code`.
+    pub fn record_error(&self, code: &str) {
+        let mut m = self.inner.lock().expect("metrics lock");
+        if let Some(n) = m.error_codes.get_mut(code) {
+            *n += 1;
+        } else {
+            m.error_codes.insert(code.to_owned(), 1);
+        }
+    }
+
+    /// The counters the console's API screen shows (the same ones [`Metrics::render`] writes).
+    pub fn counts(&self) -> RequestCounts {
+        let mut m = self.inner.lock().expect("metrics lock");
+        let now = unix_secs();
+        m.forget_before(now);
+        let recent: u64 = m.recent.iter().map(|(_, n)| n).sum();
+        let mut by_status: BTreeMap<u16, u64> = BTreeMap::new();
+        for by_method in m.requests.values() {
+            for by_status_of_method in by_method.values() {
+                for (status, n) in by_status_of_method {
+                    *by_status.entry(*status).or_default() += n;
+                }
+            }
+        }
+        RequestCounts {
+            requests: by_status.values().sum::<u64>() as i64,
+            requests_per_second: recent as f64 / RATE_WINDOW_SECS as f64,
+            errors_by_status: by_status
+                .into_iter()
+                .filter(|(s, _)| *s >= 400)
+                .map(|(s, n)| ErrorCount {
+                    key: s.to_string(),
+                    count: n as i64,
+                })
+                .collect(),
+            errors_by_code: m
+                .error_codes
+                .iter()
+                .map(|(c, n)| ErrorCount {
+                    key: c.clone(),
+                    count: *n as i64,
+                })
+                .collect(),
+        }
     }
 
     /// A metering decision: `allowed`, or the refusal's code.
@@ -85,6 +164,12 @@ impl Metrics {
                 out,
                 "tollgate_meter_decisions_total{{metric=\"{metric}\",outcome=\"{outcome}\"}} {n}"
             );
+        }
+        out.push_str("# HELP tollgate_http_errors_total Error answers by error code.\n");
+        out.push_str("# TYPE tollgate_http_errors_total counter\n");
+        for (code, n) in &m.error_codes {
+            let code = escape(code);
+            let _ = writeln!(out, "tollgate_http_errors_total{{code=\"{code}\"}} {n}");
         }
         out.push_str("# HELP tollgate_http_request_duration_seconds Time to answer a request.\n");
         out.push_str("# TYPE tollgate_http_request_duration_seconds histogram\n");

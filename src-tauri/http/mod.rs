@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod admin_usage;
 pub mod auth;
 mod billing;
 pub mod client_ip;
@@ -11,6 +12,7 @@ mod health;
 pub mod json;
 mod keys;
 pub mod metrics;
+mod plans;
 mod revenue;
 mod usage;
 
@@ -62,6 +64,8 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(usage::routes())
         .merge(billing::routes())
         .merge(admin::routes())
+        .merge(plans::routes())
+        .merge(admin_usage::routes())
         .merge(revenue::routes());
     (public, authed)
 }
@@ -74,12 +78,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole API with its middleware, as served by `tollgate serve`, the desktop app and tests.
 pub fn router(engine: Engine) -> Router {
+    router_with_metrics(engine, Arc::default())
+}
+
+/// [`router`] counting into `metrics`, so that its owner (the desktop console) can read them.
+pub fn router_with_metrics(engine: Engine, metrics: Arc<metrics::Metrics>) -> Router {
     let settings = engine.settings().http.clone();
     let trusted = engine.settings().trusted_proxies.clone();
     let doc = openapi().to_json().unwrap_or_else(|_| "{}".into());
     let state = AppState {
         engine,
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics,
         trusted_proxies: Arc::new(trusted),
         openapi_json: Arc::new(doc),
     };
@@ -171,6 +180,9 @@ async fn render_errors(State(state): State<AppState>, req: Request, next: Next) 
     let route = req.uri().path().to_owned();
     let mut res = next.run(req).await;
     let status = res.status().as_u16();
+    if let Some(payload) = res.extensions().get::<error::ErrorPayload>() {
+        state.metrics.record_error(&payload.code);
+    }
     if matches!(status, 401 | 402 | 403 | 429) {
         let ctx = res
             .extensions_mut()
@@ -215,7 +227,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(engine).into_make_service_with_connect_info::<SocketAddr>();
+    serve_with_metrics(engine, listener, shutdown, Arc::default()).await
+}
+
+/// [`serve`] counting into `metrics`.
+pub async fn serve_with_metrics(
+    engine: Engine,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    metrics: Arc<metrics::Metrics>,
+) -> std::io::Result<()> {
+    let app =
+        router_with_metrics(engine, metrics).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

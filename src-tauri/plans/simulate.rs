@@ -26,7 +26,8 @@ fn one() -> i64 {
 }
 
 /// What happened to one attempt.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Outcome {
     pub line: usize,
     pub user: String,
@@ -43,7 +44,8 @@ pub struct Outcome {
 }
 
 /// Totals per user, metric and window.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct PeriodSummary {
     pub user: String,
     pub metric: String,
@@ -58,7 +60,8 @@ pub struct PeriodSummary {
     pub denials: BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct Simulation {
     pub outcomes: Vec<Outcome>,
     pub periods: Vec<PeriodSummary>,

@@ -143,8 +143,12 @@ pub struct Stats {
     pub users_suspended: i64,
     pub users_deleted: i64,
     pub users_per_plan: Vec<Count>,
+    /// Live (not deleted) users per role.
+    pub users_per_role: Vec<Count>,
     pub signups_per_day: Vec<DayCount>,
     pub active_users_per_day: Vec<DayCount>,
+    /// Refusals since the start of today (UTC), per error code.
+    pub refusals_today: Vec<Count>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -211,7 +215,7 @@ impl Engine {
         Ok(())
     }
 
-    fn draft<'a>(
+    pub(crate) fn draft<'a>(
         &self,
         actor: &'a Actor,
         action: &'a str,
@@ -698,37 +702,7 @@ impl Engine {
                 "days must be between 1 and 366",
             ));
         }
-        let since = ms(self.now()) - days * 86_400_000;
-        let pool = self.db().read();
-        let by_status = store::admin::users_by_status(pool).await?;
-        let get = |s: &str| {
-            by_status
-                .iter()
-                .find(|(k, _)| k == s)
-                .map(|(_, n)| *n)
-                .unwrap_or(0)
-        };
-        let day = |rows: Vec<(i64, i64)>| {
-            rows.into_iter()
-                .map(|(d, n)| DayCount {
-                    date: at(d).date_naive(),
-                    count: n,
-                })
-                .collect()
-        };
-        Ok(Stats {
-            users_total: by_status.iter().map(|(_, n)| n).sum(),
-            users_active: get("active"),
-            users_suspended: get("suspended"),
-            users_deleted: get("deleted"),
-            users_per_plan: store::admin::users_per_plan(pool)
-                .await?
-                .into_iter()
-                .map(|(name, count)| Count { name, count })
-                .collect(),
-            signups_per_day: day(store::admin::signups_per_day(pool, since).await?),
-            active_users_per_day: day(store::admin::active_users_per_day(pool, since).await?),
-        })
+        self.home_stats(days).await
     }
 
     /// Refused requests since `since`, per error code (most frequent first).

@@ -2,6 +2,7 @@
 //! definition changed gets a new plan version, and subscribers stay on the version they bought
 //! (grandfathering) until migrated explicitly.
 
+use super::audit::Draft;
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::plans::{self, Catalog, Plan};
@@ -65,7 +66,8 @@ impl ActiveCatalog {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct ApplyOutcome {
     pub catalog_version: i64,
     /// False when the file equals the current catalog (nothing was written).
@@ -75,7 +77,8 @@ pub struct ApplyOutcome {
 }
 
 /// One line of `plans diff`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct PlanChange {
     pub plan: String,
     pub change: String,
@@ -171,6 +174,17 @@ impl Engine {
         source: &str,
         applied_by: Option<&str>,
     ) -> Result<ApplyOutcome> {
+        self.apply_catalog_audited(source, applied_by, None).await
+    }
+
+    /// [`Engine::apply_catalog`], writing `audit` in the same transaction when something
+    /// changed.
+    pub(crate) async fn apply_catalog_audited(
+        &self,
+        source: &str,
+        applied_by: Option<&str>,
+        audit: Option<Draft<'_>>,
+    ) -> Result<ApplyOutcome> {
         let catalog = plans::parse(source).map_err(Error::InvalidCatalog)?;
         let definition = serde_json::to_string(&catalog).map_err(|e| Error::Internal(e.into()))?;
         let now = self.now_ms();
@@ -220,6 +234,16 @@ impl Engine {
                 }
             };
             catalogs::link(&mut tx, version, &id, position as i64).await?;
+        }
+        if let Some(audit) = audit {
+            audit
+                .write(
+                    &mut tx,
+                    serde_json::json!({ "catalog_version": version - 1 }),
+                    serde_json::json!({ "catalog_version": version, "new_plan_versions": new_versions }),
+                    now,
+                )
+                .await?;
         }
         tx.commit().await?;
         self.reload_catalog().await?;
@@ -281,24 +305,39 @@ impl Engine {
 
     /// Moves every subscriber of `from` (e.g. `pro@1`) to `to` (`pro@2`). Returns how many.
     pub async fn migrate_plan_version(&self, from: &str, to: &str) -> Result<u64> {
+        let audit = Draft {
+            actor: "cli",
+            action: "plans.migrate",
+            target: "",
+            reason: None,
+            via: None,
+        };
+        self.migrate_plan_version_audited(from, to, audit).await
+    }
+
+    /// [`Engine::migrate_plan_version`] with the audit entry's actor, reason and origin (its
+    /// target is set here: `pro@1->pro@2`).
+    pub(crate) async fn migrate_plan_version_audited(
+        &self,
+        from: &str,
+        to: &str,
+        audit: Draft<'_>,
+    ) -> Result<u64> {
         let from = self.plan_version_by_label(from).await?;
         let to = self.plan_version_by_label(to).await?;
+        let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        let moved =
-            subscriptions::migrate_plan_version(&mut tx, &from.id, &to.id, self.now_ms()).await?;
-        crate::store::audit::insert(
+        let moved = subscriptions::migrate_plan_version(&mut tx, &from.id, &to.id, now).await?;
+        let target = format!("{}->{}", from.label(), to.label());
+        Draft {
+            target: &target,
+            ..audit
+        }
+        .write(
             &mut tx,
-            &crate::store::audit::NewAudit {
-                actor: "cli",
-                action: "plans.migrate",
-                target: &format!("{}->{}", from.label(), to.label()),
-                before: &serde_json::json!({ "plan_version": from.label() }).to_string(),
-                after: &serde_json::json!({ "plan_version": to.label(), "subscribers": moved })
-                    .to_string(),
-                reason: None,
-                ip: None,
-                at: self.now_ms(),
-            },
+            serde_json::json!({ "plan_version": from.label() }),
+            serde_json::json!({ "plan_version": to.label(), "subscribers": moved }),
+            now,
         )
         .await?;
         tx.commit().await?;

@@ -14,12 +14,16 @@ pub mod entitlements;
 pub mod metering;
 pub mod passwords;
 pub mod permissions;
+pub mod plans_admin;
 pub mod rate_limits;
 pub mod revenue;
 pub mod seed;
+pub mod stats;
 pub mod stripe_events;
 pub mod subscriptions;
 pub mod tokens;
+pub mod traffic;
+pub mod usage_series;
 
 use crate::config::{MeteringStrategy, Settings};
 use crate::domain::SecretString;

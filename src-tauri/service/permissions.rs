@@ -41,10 +41,17 @@ pub enum Action {
     ViewAudit,
     ExportUsage,
     ManageStaff,
+    /// The plan catalog, its versions and subscriber counts; checking, diffing and simulating
+    /// plan files (nothing is written).
+    ViewPlans,
+    /// Publishing a plan file as the new catalog.
+    ApplyPlans,
+    /// Moving every subscriber of one plan version to another.
+    MigratePlans,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 22] = [
         Action::ListUsers,
         Action::ViewUser,
         Action::SuspendUser,
@@ -64,11 +71,15 @@ impl Action {
         Action::ViewAudit,
         Action::ExportUsage,
         Action::ManageStaff,
+        Action::ViewPlans,
+        Action::ApplyPlans,
+        Action::MigratePlans,
     ];
 }
 
 /// The permission table. Support fixes customers' problems; finance reads revenue, invoices,
-/// usage and users; admins may do everything. Nobody impersonates with writes but admins.
+/// usage and users; admins may do everything. Every staff member reads and checks plans; only
+/// admins publish a catalog or move subscribers between versions. Nobody impersonates with writes but admins.
 pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
@@ -91,10 +102,11 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | ExplainDecision
                 | ViewStats
                 | ViewAudit
+                | ViewPlans
         ),
         Role::Finance => matches!(
             action,
-            ListUsers | ViewUser | ViewStats | ViewRevenue | ExportUsage | ViewAudit
+            ListUsers | ViewUser | ViewStats | ViewRevenue | ExportUsage | ViewAudit | ViewPlans
         ),
     }
 }

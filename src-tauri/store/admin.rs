@@ -297,50 +297,6 @@ pub async fn search_users(
     Ok((rows, total))
 }
 
-pub async fn users_by_status(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT status, COUNT(*) FROM users GROUP BY status")
-        .fetch_all(pool)
-        .await
-}
-
-pub async fn users_per_plan(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT pv.plan_id, COUNT(*) FROM subscriptions s JOIN plan_versions pv ON pv.id = s.plan_version_id
-         JOIN users u ON u.id = s.user_id WHERE u.status <> 'deleted' GROUP BY pv.plan_id ORDER BY pv.plan_id",
-    )
-    .fetch_all(pool)
-    .await
-}
-
-pub async fn signups_per_day(
-    pool: &AnyPool,
-    since_ms: i64,
-) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT (created_at / 86400000) * 86400000 AS day, COUNT(*) FROM users WHERE created_at >= $1
-         GROUP BY (created_at / 86400000) * 86400000 ORDER BY day",
-    )
-    .bind(since_ms)
-    .fetch_all(pool)
-    .await
-}
-
-/// Users with at least one consumption, per UTC day.
-pub async fn active_users_per_day(
-    pool: &AnyPool,
-    since_ms: i64,
-) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT day, COUNT(*) FROM (
-           SELECT DISTINCT (at / 86400000) * 86400000 AS day, user_id FROM usage_events
-           WHERE at >= $1 AND kind = 'consume') d
-         GROUP BY day ORDER BY day",
-    )
-    .bind(since_ms)
-    .fetch_all(pool)
-    .await
-}
-
 pub async fn staff(pool: &AnyPool) -> Result<Vec<super::users::UserRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, email, full_name, password_hash, role, status, created_at, updated_at FROM users

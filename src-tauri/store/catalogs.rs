@@ -146,3 +146,13 @@ pub async fn subscriber_counts(pool: &AnyPool) -> Result<Vec<(String, i64)>, sql
         .fetch_all(pool)
         .await
 }
+
+/// Every plan version ever published, by plan and version.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn all_plan_versions(pool: &AnyPool) -> Result<Vec<PlanVersionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, plan_id, version, definition FROM plan_versions ORDER BY plan_id, version",
+    )
+    .fetch_all(pool)
+    .await
+}

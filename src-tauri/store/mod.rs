@@ -13,9 +13,11 @@ pub mod revenue;
 pub mod seed;
 pub mod sessions;
 pub mod settings;
+pub mod stats;
 pub mod stripe;
 pub mod subscriptions;
 pub mod usage;
+pub mod usage_rollups;
 pub mod users;
 
 use anyhow::Context;

@@ -572,3 +572,12 @@ pub async fn refusals_by_code(
     .fetch_all(pool)
     .await
 }
+
+/// The latest refusals of every caller, newest first.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn latest_decisions(pool: &AnyPool, limit: i64) -> Result<Vec<DecisionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT request_id, user_id, key_prefix, code, status, route, facts, at FROM decisions ORDER BY at DESC, request_id DESC LIMIT $1")
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}

@@ -14,7 +14,9 @@ use tollgate::service::api_keys::NewKey;
 use tollgate::service::audit::AuditFilter;
 use tollgate::service::decisions::Refusal;
 use tollgate::service::permissions::{allows, Action};
+use tollgate::service::revenue::RevenueTable;
 use tollgate::service::subscriptions::Effective;
+use tollgate::service::usage_series::UsageSeriesQuery;
 use tollgate::Engine;
 
 const PASSWORD: &str = "staff-password";
@@ -160,6 +162,40 @@ async fn call(console: &Console, name: &str, t: &Target) -> Result<(), CommandEr
         "revenue_movements" => console.revenue_movements(None).await.map(drop),
         "revenue_by_plan" => console.revenue_by_plan(None).await.map(drop),
         "revenue_churn" => console.revenue_churn(None).await.map(drop),
+        "export_revenue_csv" => console
+            .export_revenue_csv(RevenueTable::Mrr, None, &scratch_file("revenue.csv"))
+            .await
+            .map(drop),
+        "plan_catalog" => console.plan_catalog().await.map(drop),
+        "check_plan_file" => console
+            .check_plan_file(&example("credits.toml"))
+            .await
+            .map(drop),
+        "diff_plan_file" => console
+            .diff_plan_file(&example("plans.toml"))
+            .await
+            .map(drop),
+        "simulate_plan_file" => console
+            .simulate_plan_file(&example("plans.toml"), &example("videos-events.jsonl"))
+            .await
+            .map(drop),
+        // The catalog every test database has: nothing changes, but the permission is checked.
+        "apply_plan_file" => console
+            .apply_plan_file(&example("credits.toml"), reason)
+            .await
+            .map(drop),
+        "migrate_plan_version" => console
+            .migrate_plan_version("pro@1", "pro@1", reason)
+            .await
+            .map(drop),
+        "api_listener" => console.api_listener(None).await.map(drop),
+        "usage_series" => console
+            .usage_series(&UsageSeriesQuery {
+                user_id: Some(id.to_owned()),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
         "list_staff" => console.list_staff().await.map(drop),
         "set_staff_role" => console
             .set_staff_role(&t.email, Role::User, reason)
@@ -168,6 +204,17 @@ async fn call(console: &Console, name: &str, t: &Target) -> Result<(), CommandEr
         "seed_demo" => console.seed_demo(3, &|_| {}).await.map(drop),
         other => panic!("the test does not know how to call the console command `{other}`"),
     }
+}
+
+/// A file under `examples/`.
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path in a fresh temporary directory (kept for the test's life).
+fn scratch_file(name: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    dir.join(name).display().to_string()
 }
 
 /// Applies the credit catalog, so that credit grants have a credit metric to act on.

@@ -8,8 +8,12 @@ mod api_keys;
 mod cli;
 #[cfg(feature = "desktop")]
 mod console;
+#[cfg(feature = "desktop")]
+mod console_screens;
 mod health;
 pub mod http_api;
 mod metering;
 mod revenue;
+mod stats;
 mod stripe;
+mod usage_series;

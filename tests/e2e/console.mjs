@@ -4,7 +4,8 @@
 // screen go to target/screenshots/. Run by scripts/e2e, which seeds the database and starts
 // tauri-driver under a virtual display.
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Session, waitForDriver } from "./webdriver.mjs";
 
@@ -18,8 +19,11 @@ const bin = env("TOLLGATE_BIN");
 const databaseUrl = env("E2E_DATABASE_URL");
 const support = { email: env("E2E_SUPPORT_EMAIL"), password: env("E2E_SUPPORT_PASSWORD") };
 const finance = { email: env("E2E_FINANCE_EMAIL"), password: env("E2E_FINANCE_PASSWORD") };
+const admin = { email: env("E2E_ADMIN_EMAIL"), password: env("E2E_ADMIN_PASSWORD") };
 const shots = env("E2E_SCREENSHOTS");
 const freshUrl = env("E2E_FRESH_DATABASE_URL");
+const apiPort = Number(env("E2E_PORT")) + 2;
+const work = env("E2E_WORK");
 mkdirSync(shots, { recursive: true });
 
 const steps = [];
@@ -95,9 +99,27 @@ async function runAction(s, action, fill, closes = true) {
   await s.waitUntil(async () => (await s.findAll('[data-testid="dialog-confirm"]')).length === 0, `the ${action} dialog to close`);
 }
 
+const STORIES = {
+  "story-upgrade": "8b0f3c2e-5d41-4c7a-9e1b-2f6a7d9c0a11",
+  "story-churn": "1c9e2a7b-3f58-4d0e-8a61-5b7c4e2d9f22",
+  "story-refund": "5e7a1d3c-9b24-4f6e-a0c8-7d2b1e4f6a33",
+};
+
+/** A story's event files with its placeholder user replaced by `userId`, in a folder of the run. */
+function storyFor(story, userId) {
+  const from = join("tests/e2e/fixtures", story);
+  const to = join(work, `${story}-${userId}`);
+  mkdirSync(to, { recursive: true });
+  for (const f of readdirSync(from).filter((n) => n.endsWith(".json"))) {
+    writeFileSync(join(to, f), readFileSync(join(from, f), "utf8").replaceAll(STORIES[story], userId));
+  }
+  return to;
+}
+
 async function main() {
   await waitForDriver(driver);
   let target;
+  let others;
 
   // 1. No database given: the connection screen. A new SQLite file gets the first-run set-up
   //    (first admin, demo data); then back to the connection screen for the seeded database.
@@ -149,6 +171,7 @@ async function main() {
       await signIn(s, support);
       await s.find(".figure-value", 20_000);
       await shot(s, "06-home");
+      assert.equal((await s.findAll('[data-testid="nav-revenue"]')).length, 0, "support has no revenue entry");
     });
 
     await step("users list among thousands, search one user, open them", async () => {
@@ -165,6 +188,7 @@ async function main() {
       const customers = rows.filter((r) => r.role === "user" && r.status === "active");
       assert.ok(customers.length > 10, "active customers are listed");
       target = customers[Math.floor(customers.length / 2)];
+      others = customers.filter((c) => c.id !== target.id);
       const row = await searchAndOpen(s, target.email);
       await shot(s, "08-users-search");
       await row.click();
@@ -277,6 +301,136 @@ async function main() {
       assert.equal(refused.error?.code, "forbidden", `refused with forbidden: ${JSON.stringify(refused.error)}`);
       const text = await detailText(s);
       assert.ok(text.includes("active"), "the user is still active");
+    });
+
+    await step("revenue chart as finance, a figure's definition", async () => {
+      // Two customers' Stripe histories (a churn, a refund), applied by the CLI on the same database.
+      for (const [i, story] of ["story-churn", "story-refund"].entries()) {
+        execFileSync(bin, ["stripe", "replay", storyFor(story, others[i].id)], { env: { ...process.env, TOLLGATE_DATABASE_URL: databaseUrl }, stdio: "ignore" });
+      }
+      await (await s.byTestId("nav-revenue")).click();
+      await s.waitUntil(async () => /\$[1-9]/.test(await (await s.byTestId("revenue-table-mrr")).text()), "money from the replayed stories in the MRR table");
+      await s.find('[data-testid="revenue-chart"] canvas', 20_000);
+      const rows = await s.findAll('[data-testid="revenue-table-mrr"] tbody tr');
+      assert.ok(rows.length >= 12, `twelve months of MRR rows (got ${rows.length})`);
+      await shot(s, "17-revenue");
+      await (await s.find('button[aria-label="Definition of ARPU"]')).click();
+      const definition = await (await s.byTestId("revenue-definition")).text();
+      assert.match(definition, /paying_customers/, "the ARPU definition from docs/revenue.md");
+      await shot(s, "18-revenue-definition");
+      await (await s.find('[data-testid="revenue-definition"] button.primary')).click();
+    });
+
+    await step("usage chart for the platform, then for one user", async () => {
+      await (await s.byTestId("nav-usage")).click();
+      await s.find('[data-testid="usage-chart"] canvas', 20_000);
+      const rows = await s.findAll('[data-testid="usage-table"] tbody tr');
+      assert.ok(rows.length >= 28, `a row per day of the 30-day range (got ${rows.length})`);
+      await shot(s, "19-usage-platform");
+      await (await s.byTestId("usage-user-search")).type(target.email);
+      await (await s.byTestId("usage-user-option", 20_000)).click();
+      await s.waitUntil(async () => (await (await s.byTestId("usage-section")).attribute("data-user-id")) === target.id, "the chart to be the user's");
+      await s.find('[data-testid="usage-chart"] canvas', 20_000);
+      await shot(s, "20-usage-user");
+    });
+
+    await step("plans: a file with an error shows its line, a valid one its diff; finance cannot apply", async () => {
+      const shipped = readFileSync("examples/plans.toml", "utf8");
+      const broken = shipped.replace('quotas = { videos = { limit = 30, per = "day" } }', 'quotas = { videos = { limit = "thirty", per = "day" } }');
+      assert.notEqual(broken, shipped, "the example plan file has the pro quota line");
+      const raised = shipped.replace('price = { amount = 1200, currency = "usd", interval = "month" }', 'price = { amount = 1500, currency = "usd", interval = "month" }');
+      assert.notEqual(raised, shipped, "the example plan file has the pro price line");
+      const brokenPath = join(work, "plans-broken.toml");
+      const raisedPath = join(work, "plans-raised.toml");
+      writeFileSync(brokenPath, broken);
+      writeFileSync(raisedPath, raised);
+      const badLine = broken.split("\n").findIndex((l) => l.includes('"thirty"')) + 1;
+
+      await (await s.byTestId("nav-plans")).click();
+      await s.byTestId("plan-version-row", 20_000);
+      await s.byTestId("plans-open");
+      const path = await s.byTestId("plans-path");
+      await path.type(brokenPath + "\uE007");
+      const result = await s.byTestId("plans-check-result", 20_000);
+      assert.equal(await result.attribute("data-ok"), "false", "the broken file does not pass the check");
+      const problem = await s.byTestId("plans-problem");
+      assert.equal(await problem.attribute("data-line"), String(badLine), `the problem is on line ${badLine}`);
+      assert.match(await problem.text(), /thirty/, "the offending line is shown");
+      await shot(s, "21-plans-error");
+
+      await path.clear();
+      await path.type(raisedPath + "\uE007");
+      await s.waitUntil(async () => (await (await s.byTestId("plans-check-result")).attribute("data-ok")) === "true", "the valid file to pass");
+      const diff = await s.waitUntil(async () => {
+        const rows = await s.findAll('[data-testid="plans-diff-row"]');
+        return rows.length ? rows : null;
+      }, "the diff rows");
+      const diffText = (await Promise.all(diff.map((r) => r.text()))).join("\n");
+      assert.match(diffText, /pro/, `the diff names pro: ${diffText}`);
+      const apply = await s.byTestId("plans-apply");
+      assert.equal(await apply.enabled(), false, "finance cannot apply a plan file");
+      await (await s.byTestId("plans-events-path")).type(join(process.cwd(), "examples/videos-events.jsonl") + "\uE007");
+      await s.byTestId("plans-simulation", 20_000);
+      await shot(s, "22-plans-diff");
+    });
+
+    await step("API listener on, /health through it, then off", async () => {
+      await (await s.byTestId("nav-api")).click();
+      const address = await s.byTestId("api-address");
+      const addr = `127.0.0.1:${apiPort}`;
+      await address.clear();
+      await address.type(addr);
+      await (await s.byTestId("api-toggle")).click();
+      await s.waitUntil(async () => (await (await s.byTestId("api-status")).attribute("data-running")) === "true", "the listener to run");
+      assert.equal(await (await s.byTestId("api-status")).attribute("data-addr"), addr);
+      const health = await fetch(`http://${addr}/health`);
+      assert.equal(health.status, 200, "GET /health answers 200 through the console's listener");
+      const anonymous = await fetch(`http://${addr}/v1/me`);
+      assert.equal(anonymous.status, 401, "an anonymous /v1/me is refused");
+      await s.waitUntil(async () => Number((await (await s.byTestId("api-requests")).text()).replace(/[^0-9]/g, "")) >= 2, "the requests to be counted");
+      await s.waitUntil(async () => (await (await s.byTestId("api-traffic")).text()).match(/Error answers\s*1/), "the 401 to be counted");
+      await shot(s, "23-api-listener");
+      await (await s.byTestId("api-toggle")).click();
+      await s.waitUntil(async () => (await (await s.byTestId("api-status")).attribute("data-running")) === "false", "the listener to stop");
+      await assert.rejects(fetch(`http://${addr}/health`), "nothing listens once it is off");
+    });
+
+    await step("as admin: apply the valid plan file after confirming, then migrate pro@1 to pro@2", async () => {
+      await (await s.byTestId("sign-out")).click();
+      await signIn(s, admin);
+      await (await s.byTestId("nav-plans")).click();
+      const path = await s.byTestId("plans-path");
+      await path.clear();
+      await path.type(join(work, "plans-raised.toml") + "\uE007");
+      await s.byTestId("plans-diff-row", 20_000);
+      const apply = await s.byTestId("plans-apply");
+      assert.equal(await apply.enabled(), true, "admins may apply");
+      await apply.click();
+      await (await s.byTestId("dialog-reason")).type("e2e: pro price rise");
+      await shot(s, "24-plans-apply-confirm");
+      await (await s.byTestId("dialog-confirm")).click();
+      const applied = await s.byTestId("plans-applied", 20_000);
+      assert.match(await applied.text(), /pro@2/, "the new pro version is named");
+      const versionRow = async (label) => {
+        for (const r of await s.findAll('[data-testid="plan-version-row"]')) {
+          const t = await r.text();
+          if (t.startsWith(label)) return { row: r, text: t };
+        }
+        return null;
+      };
+      const old = await s.waitUntil(() => versionRow("pro@1"), "pro@1 listed as an old version");
+      assert.match(old.text, /old/);
+      const migrate = (await old.row.findAll('[data-testid="plans-migrate"]'))[0];
+      assert.ok(migrate, "pro@1 has subscribers to migrate");
+      await migrate.click();
+      assert.equal(await (await s.byTestId("dialog-plan")).property("value"), "pro@2");
+      await (await s.byTestId("dialog-reason")).type("e2e: move to the new price");
+      await (await s.byTestId("dialog-confirm")).click();
+      await s.waitUntil(async () => {
+        const r = await versionRow("pro@1");
+        return r && /\b0\s*$/.test(r.text.trim()) ? r : null;
+      }, "pro@1 to have no subscribers left");
+      await shot(s, "25-plans-migrated");
     });
   } finally {
     await s.end();

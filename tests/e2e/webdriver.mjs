@@ -156,8 +156,10 @@ export class Element {
   type(text) {
     return this.call("POST", "/value", { text });
   }
+  /** The element's rendered text (innerText): WebKitWebDriver's own text command drops the text
+   *  of cells that clip with an ellipsis. */
   text() {
-    return this.call("GET", "/text");
+    return this.session.execute("return arguments[0].innerText;", this);
   }
   attribute(name) {
     return this.call("GET", `/attribute/${encodeURIComponent(name)}`);

@@ -78,7 +78,24 @@ export const api = {
 
   auditLog: (filter: T.AuditFilter) => unwrap(commands.auditLog(filter)),
 
+  revenueMrr: (months: number) => unwrap(commands.revenueMrr(months)),
+  revenueMovements: (months: number) => unwrap(commands.revenueMovements(months)),
+  revenueByPlan: (months: number) => unwrap(commands.revenueByPlan(months)),
+  revenueChurn: (months: number) => unwrap(commands.revenueChurn(months)),
+  /** Writes `table` over `months` as CSV to `path` (from the save dialog). */
+  exportRevenueCsv: (table: T.RevenueTable, months: number, path: string) => unwrap(commands.exportRevenueCsv(table, months, path)),
+
+  usageSeries: (query: T.UsageSeriesQuery) => unwrap(commands.usageSeries(query)),
+
+  planCatalog: () => unwrap(commands.planCatalog()),
+  checkPlanFile: (path: string) => unwrap(commands.checkPlanFile(path)),
+  diffPlanFile: (path: string) => unwrap(commands.diffPlanFile(path)),
+  simulatePlanFile: (path: string, eventsPath: string) => unwrap(commands.simulatePlanFile(path, eventsPath)),
+  applyPlanFile: (path: string, reason: string) => unwrap(commands.applyPlanFile(path, why(reason))),
+  migratePlanVersion: (from: string, to: string, reason: string) => unwrap(commands.migratePlanVersion(from, to, why(reason))),
+
   status: () => unwrap(commands.status()),
   startApi: (addr: string | null) => unwrap(commands.startApi(addr)),
   stopApi: () => unwrap(commands.stopApi()),
+  apiListener: (limit: number | null) => unwrap(commands.apiListener(limit)),
 };

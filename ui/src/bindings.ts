@@ -53,6 +53,8 @@ export const commands = {
 	/**  Why a request was refused, in plain words, with the fixes support may apply. */
 	explainDecision: (requestId: string) => typedError<Explanation, CommandError>(__TAURI_INVOKE("explain_decision", { requestId })),
 	applyFix: (requestId: string, fix: Fix, reason: string | null) => typedError<Explanation, CommandError>(__TAURI_INVOKE("apply_fix", { requestId, fix, reason })),
+	/**  A metric's usage per day (per hour under three days), with the table under the chart. */
+	usageSeries: (query: UsageSeriesQuery) => typedError<UsageSeries, CommandError>(__TAURI_INVOKE("usage_series", { query })),
 	/**  The audit log, newest first, filtered and paged (`next_cursor` → `cursor`). */
 	auditLog: (filter: AuditFilter) => typedError<AuditPage, CommandError>(__TAURI_INVOKE("audit_log", { filter })),
 	/**  MRR, ARR, paying customers, ARPU per month and currency (`months`: 1 to 120, 12 default). */
@@ -63,6 +65,23 @@ export const commands = {
 	revenueByPlan: (months: number | null) => typedError<Report<PlanMonth>, CommandError>(__TAURI_INVOKE("revenue_by_plan", { months })),
 	/**  Customer and revenue churn per month. */
 	revenueChurn: (months: number | null) => typedError<Report<ChurnMonth>, CommandError>(__TAURI_INVOKE("revenue_churn", { months })),
+	/**  Writes `table` as CSV (the same as `?format=csv`) to `path`, chosen with the save dialog. */
+	exportRevenueCsv: (table: RevenueTable, months: number | null, path: string) => typedError<ExportedFile, CommandError>(__TAURI_INVOKE("export_revenue_csv", { table, months, path })),
+	/**  The current catalog and every plan version with its subscriber count. */
+	planCatalog: () => typedError<PlanCatalog, CommandError>(__TAURI_INVOKE("plan_catalog")),
+	/**  `plans check` of the file at `path`: problems with line, column and the line's text. */
+	checkPlanFile: (path: string) => typedError<PlanCheck, CommandError>(__TAURI_INVOKE("check_plan_file", { path })),
+	/**  `plans diff` of the file at `path` against the current catalog, with subscriber counts. */
+	diffPlanFile: (path: string) => typedError<PlanChange[], CommandError>(__TAURI_INVOKE("diff_plan_file", { path })),
+	/**
+	 *  `plans simulate`: the JSON-lines events file at `events_path` against the plan file at
+	 *  `path`.
+	 */
+	simulatePlanFile: (path: string, eventsPath: string) => typedError<SimulationReport, CommandError>(__TAURI_INVOKE("simulate_plan_file", { path, eventsPath })),
+	/**  Publishes the file at `path` as the new catalog (admins; audited). */
+	applyPlanFile: (path: string, reason: string | null) => typedError<ApplyOutcome, CommandError>(__TAURI_INVOKE("apply_plan_file", { path, reason })),
+	/**  Moves every subscriber of `from` (`pro@1`) to `to` (`pro@2`) (admins; audited). */
+	migratePlanVersion: (from: string, to: string, reason: string | null) => typedError<Migration, CommandError>(__TAURI_INVOKE("migrate_plan_version", { from, to, reason })),
 	listStaff: () => typedError<User[], CommandError>(__TAURI_INVOKE("list_staff")),
 	/**  Gives an existing account a role (`user` takes staff rights away). */
 	setStaffRole: (email: string, role: Role, reason: string | null) => typedError<User, CommandError>(__TAURI_INVOKE("set_staff_role", { email, role, reason })),
@@ -72,6 +91,11 @@ export const commands = {
 	startApi: (addr: string | null) => typedError<ApiStatus, CommandError>(__TAURI_INVOKE("start_api", { addr })),
 	/**  Turns the HTTP API off once in-flight requests have finished. */
 	stopApi: () => typedError<ApiStatus, CommandError>(__TAURI_INVOKE("stop_api")),
+	/**
+	 *  The API screen: address, state, requests per second, error counts by status and code (as
+	 *  `/metrics` counts them) and the latest refusals (`limit`: 1 to 200, 20 default).
+	 */
+	apiListener: (limit: number | null) => typedError<ApiListener, CommandError>(__TAURI_INVOKE("api_listener", { limit })),
 };
 
 /** Events */
@@ -83,7 +107,16 @@ export const events = {
 /**  Every back-office action. */
 export type Action = "list_users" | "view_user" | "suspend_user" | "reactivate_user" | "change_plan" | "grant_credits" | "reset_usage" | "clear_limits" | "revoke_sessions" | "revoke_keys" | "delete_user" | "impersonate" | 
 /**  Impersonation tokens that may also change things (not only read). */
-"impersonate_with_writes" | "explain_decision" | "view_stats" | "view_revenue" | "view_audit" | "export_usage" | "manage_staff";
+"impersonate_with_writes" | "explain_decision" | "view_stats" | "view_revenue" | "view_audit" | "export_usage" | "manage_staff" | 
+/**
+ *  The plan catalog, its versions and subscriber counts; checking, diffing and simulating
+ *  plan files (nothing is written).
+ */
+"view_plans" | 
+/**  Publishing a plan file as the new catalog. */
+"apply_plans" | 
+/**  Moving every subscriber of one plan version to another. */
+"migrate_plans";
 
 /**  A key as listed: never its plaintext. */
 export type ApiKeyInfo = {
@@ -97,6 +130,16 @@ export type ApiKeyInfo = {
 	revoked_at: string | null,
 };
 
+/**  The API screen: the switch, and what the server has been answering. */
+export type ApiListener = {
+	status: ApiStatus,
+	/**
+	 *  Counters of the server running, or of the one last run (zero before the first start);
+	 *  the latest refusals recorded in the database (by this or any server).
+	 */
+	traffic: Traffic,
+};
+
 /**  The embedded HTTP API's switch. */
 export type ApiStatus = {
 	running: boolean,
@@ -104,6 +147,14 @@ export type ApiStatus = {
 	addr: string | null,
 	/**  The address `start_api` uses when given none (`addr` in the settings, `TOLLGATE_ADDR`). */
 	default_addr: string,
+};
+
+export type ApplyOutcome = {
+	catalog_version: number,
+	/**  False when the file equals the current catalog (nothing was written). */
+	changed: boolean,
+	/**  Plans that got a new version: `pro@2`. */
+	new_plan_versions: string[],
 };
 
 export type AuditEntry = {
@@ -251,15 +302,33 @@ export type ErrorCode =
 /**  The address is not one of this machine's, or the port needs privileges. */
 "address_unavailable" | "api_already_running" | 
 /**  The server could not listen or stopped with an I/O error. */
-"api_failed" | "validation_failed" | "email_taken" | "invalid_credentials" | "account_suspended" | "account_deleted" | "missing_credentials" | "invalid_token" | "token_expired" | "invalid_refresh_token" | "refresh_token_expired" | "refresh_token_reused" | "session_revoked" | "invalid_api_key" | "api_key_expired" | "api_key_revoked" | "insufficient_scope" | "wrong_password" | "not_found" | "forbidden" | "quota_exceeded" | "insufficient_credits" | "feature_not_in_plan" | "rate_limited" | "unknown_metric" | "unknown_plan" | "invalid_catalog" | "conflict" | "misconfigured" | "stripe_not_configured" | "stripe_unavailable" | "stripe_error" | "no_billing_account" | "invalid_signature" | "invalid_stripe_event" | "plan_is_free" | "plan_has_no_price" | 
+"api_failed" | 
+/**  A file the console was asked to open could not be read (missing, not text, no access). */
+"file_unreadable" | 
+/**  A file the console was asked to write could not be written. */
+"file_unwritable" | "validation_failed" | "email_taken" | "invalid_credentials" | "account_suspended" | "account_deleted" | "missing_credentials" | "invalid_token" | "token_expired" | "invalid_refresh_token" | "refresh_token_expired" | "refresh_token_reused" | "session_revoked" | "invalid_api_key" | "api_key_expired" | "api_key_revoked" | "insufficient_scope" | "wrong_password" | "not_found" | "forbidden" | "quota_exceeded" | "insufficient_credits" | "feature_not_in_plan" | "rate_limited" | "unknown_metric" | "unknown_plan" | "invalid_catalog" | "conflict" | "misconfigured" | "stripe_not_configured" | "stripe_unavailable" | "stripe_error" | "no_billing_account" | "invalid_signature" | "invalid_stripe_event" | "plan_is_free" | "plan_has_no_price" | 
 /**  The engine failed (for example, the database did not answer). */
 "internal";
+
+/**  How many of something: an HTTP status (`"429"`) or an error code (`"quota_exceeded"`). */
+export type ErrorCount = {
+	key: string,
+	count: number,
+};
 
 /**  A refusal explained in plain words, with the fixes support may apply. */
 export type Explanation = {
 	decision: Decision,
 	summary: string[],
 	fixes: Fix[],
+};
+
+/**  A file the console wrote. */
+export type ExportedFile = {
+	path: string,
+	/**  Data rows (without the header). */
+	rows: number,
+	bytes: number,
 };
 
 /**  One invalid field of a request. */
@@ -278,6 +347,8 @@ export type Fix =
 "grace_period" | 
 /**  Reactivate a suspended account. */
 "reactivate";
+
+export type Grain = "hour" | "day";
 
 /**  A time-boxed token acting as the user, with the refreshed detail. */
 export type Impersonated = {
@@ -310,6 +381,13 @@ export type MetricUsage = {
 	per: string,
 	/**  Credit balance (credit metrics only). */
 	credits: number | null,
+};
+
+/**  Subscribers moved from one plan version to another. */
+export type Migration = {
+	from: string,
+	to: string,
+	moved: number,
 };
 
 /**  How MRR changed during one month, per currency. Lost amounts are positive numbers. */
@@ -360,6 +438,63 @@ export type MrrMonth = {
 	net_revenue: number,
 };
 
+/**  What happened to one attempt. */
+export type Outcome = {
+	line: number,
+	user: string,
+	plan: string,
+	metric: string,
+	amount: number,
+	at: string,
+	allowed: boolean,
+	/**  `quota_exceeded`, `insufficient_credits`, `unknown_metric` or `unknown_plan`. */
+	reason: string | null,
+	used: number,
+	limit: number | null,
+	credits: number | null,
+};
+
+/**  Totals per user, metric and window. */
+export type PeriodSummary = {
+	user: string,
+	metric: string,
+	plan: string,
+	period_start: string,
+	period_end: string,
+	allowed: number,
+	denied: number,
+	used: number,
+	limit: number | null,
+	credits: number | null,
+	denials: { [key in string]: number },
+};
+
+/**  The current catalog and every plan version ever published. */
+export type PlanCatalog = {
+	catalog_version: number,
+	default_plan: string,
+	metrics: string[],
+	/**  By plan id, then version. */
+	versions: PlanVersionInfo[],
+};
+
+/**  One line of `plans diff`. */
+export type PlanChange = {
+	plan: string,
+	change: string,
+	subscribers: number,
+};
+
+/**  What `plans check` says about a file. */
+export type PlanCheck = {
+	/**  No problems: the file may be applied. */
+	ok: boolean,
+	/**  The plan ids the file defines (empty when it cannot be read). */
+	plans: string[],
+	metrics: string[],
+	problems: PlanProblem[],
+};
+
 /**  One plan in one month, per currency. */
 export type PlanMonth = {
 	month: string,
@@ -374,6 +509,17 @@ export type PlanMonth = {
 	/**  Refunds during the month, attributed to the plan of the customer's latest paid invoice. */
 	refunded: number,
 	net_revenue: number,
+};
+
+/**  A problem in a plan file, with the line it is on. */
+export type PlanProblem = {
+	/**  1-based. */
+	line: number,
+	/**  1-based, in characters. */
+	column: number,
+	message: string,
+	/**  The offending line's text. */
+	source_line: string,
 };
 
 /**  A plan new subscribers can be put on (the change-plan choice). */
@@ -391,6 +537,26 @@ export type PlanSummary = {
 	is_default: boolean,
 };
 
+/**  One published plan version. */
+export type PlanVersionInfo = {
+	/**  `plv_…`. */
+	id: string,
+	plan_id: string,
+	version: number,
+	/**  `pro@2`. */
+	label: string,
+	name: string,
+	/**  Minor units (cents) per interval. */
+	price: number,
+	currency: string,
+	interval: Interval,
+	/**  Part of the current catalog (new subscribers get it). */
+	current: boolean,
+	is_default: boolean,
+	/**  Subscriptions on this version. */
+	subscribers: number,
+};
+
 /**  A database opened before, most recent first. Never holds a password. */
 export type RecentConnection = {
 	url: string,
@@ -403,6 +569,20 @@ export type Report<Row> = {
 	as_of: string,
 	rows: Row[],
 };
+
+/**  A server's request counters since it started. */
+export type RequestCounts = {
+	requests: number,
+	/**  Requests per second over the last ten seconds. */
+	requests_per_second: number | null,
+	/**  Answers with status 400 or more, by status. */
+	errors_by_status: ErrorCount[],
+	/**  Error answers by their `error.code`. */
+	errors_by_code: ErrorCount[],
+};
+
+/**  The revenue tables, by name. */
+export type RevenueTable = "mrr" | "movements" | "by_plan" | "churn";
 
 /**  What a person is to Tollgate: a customer's end user, or staff of the API business. */
 export type Role = "user" | "support" | "finance" | "admin";
@@ -445,6 +625,17 @@ export type SessionInfo = {
 	current: boolean,
 };
 
+export type Simulation = {
+	outcomes: Outcome[],
+	periods: PeriodSummary[],
+};
+
+/**  `plans simulate`: every attempt's outcome, totals per period, and the CLI's table. */
+export type SimulationReport = {
+	/**  The same table `tollgate plans simulate` prints. */
+	table: string,
+} & Simulation;
+
 /**  The signed-in staff member. */
 export type StaffMember = {
 	user_id: UserId,
@@ -461,8 +652,12 @@ export type Stats = {
 	users_suspended: number,
 	users_deleted: number,
 	users_per_plan: Count[],
+	/**  Live (not deleted) users per role. */
+	users_per_role: Count[],
 	signups_per_day: DayCount[],
 	active_users_per_day: DayCount[],
+	/**  Refusals since the start of today (UTC), per error code. */
+	refusals_today: Count[],
 };
 
 export type Status = "trialing" | "active" | "past_due" | "canceled" | "unpaid";
@@ -491,6 +686,12 @@ export type SubscriptionView = {
 	stripe_subscription_id: string | null,
 };
 
+/**  The counters and the latest refusals. */
+export type Traffic = {
+	/**  Newest first. */
+	latest_refusals: Decision[],
+} & RequestCounts;
+
 export type UsageEventView = {
 	id: string,
 	metric: string,
@@ -499,6 +700,54 @@ export type UsageEventView = {
 	at: string,
 	request_id: string | null,
 	released: boolean,
+};
+
+export type UsageLine = {
+	/**  The plan the usage was counted under; none for a user's series. */
+	plan_id: string | null,
+	/**  Consumed minus released, per bucket. */
+	net: number[],
+};
+
+export type UsageRow = {
+	at: string,
+	/**  Units consumed. */
+	consumed: number,
+	/**  Units given back by releases (refunded consumptions). */
+	released: number,
+	/**  Units forgiven by staff resets. */
+	reset: number,
+	/**  `consumed - released`. */
+	net: number,
+};
+
+/**  A usage series: every line and the table share `buckets`, one value per bucket. */
+export type UsageSeries = {
+	metric: string,
+	/**  Set when the series is one user's. */
+	user_id: string | null,
+	/**  `hour` for ranges under three days, `day` otherwise. */
+	grain: Grain,
+	from: string,
+	to: string,
+	/**  Each bucket's start (UTC), oldest first, empty buckets included. */
+	buckets: string[],
+	/**  Net usage per plan, to stack (the platform); one line without a plan for a user. */
+	lines: UsageLine[],
+	/**  The table under the chart: all plans together, per bucket. */
+	rows: UsageRow[],
+};
+
+/**  `GET /v1/admin/usage/series`: which usage, over which days. */
+export type UsageSeriesQuery = {
+	/**  The metric; the catalog's first metric by default. */
+	metric: string | null,
+	/**  One user's usage instead of the whole platform's. */
+	user_id: string | null,
+	/**  First UTC day, inclusive; 29 days before `to` by default. */
+	from: string | null,
+	/**  Last UTC day, inclusive; today by default. */
+	to: string | null,
 };
 
 export type UsageSummary = {
@@ -578,7 +827,7 @@ export type UserStatus = "active" | "suspended" | "deleted";
 
 export type Value = null | boolean | number | string | Value[] | { [key in string]: Value };
 
-/**  A half-open window `[start, end)`. */
+/**  A window `[start, end)`. */
 export type Window = {
 	start: string,
 	end: string,

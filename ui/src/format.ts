@@ -51,3 +51,26 @@ export function dayEnd(day: string): string {
   d.setDate(d.getDate() + 1);
   return d.toISOString();
 }
+
+const moneyFormats = new Map<string, Intl.NumberFormat>();
+
+/** Minor units (cents) of `currency` as money: `$1,234.56`. */
+export function formatMoney(minor: number, currency: string): string {
+  const code = currency.toUpperCase();
+  let f = moneyFormats.get(code);
+  if (!f) {
+    try {
+      f = new Intl.NumberFormat("en-US", { style: "currency", currency: code });
+    } catch {
+      f = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    }
+    moneyFormats.set(code, f);
+  }
+  const digits = f.resolvedOptions().maximumFractionDigits ?? 2;
+  return f.format(minor / 10 ** digits);
+}
+
+/** A fraction as a percentage with one decimal; an em dash for none. */
+export function formatRate(r: number | null | undefined): string {
+  return r == null ? "—" : `${(r * 100).toFixed(1)}%`;
+}

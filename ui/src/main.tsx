@@ -1,3 +1,4 @@
+import "./locale";
 import "./style.css";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";

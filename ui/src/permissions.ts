@@ -17,6 +17,10 @@ const VERBS: Partial<Record<Action, string>> = {
   impersonate: "impersonate users",
   view_audit: "read the audit log",
   view_stats: "see platform figures",
+  view_revenue: "read revenue",
+  view_plans: "read plans",
+  apply_plans: "apply plan files",
+  migrate_plans: "migrate subscribers between plan versions",
 };
 
 export function gate(allowed: readonly Action[] | undefined, role: Role | undefined, action: Action): Gate {

@@ -6,6 +6,10 @@ import { HomeScreen } from "./routes/HomeScreen";
 import { UsersScreen, parseUserSearch } from "./routes/UsersScreen";
 import { UserScreen } from "./routes/UserScreen";
 import { AuditScreen, parseAuditSearch } from "./routes/AuditScreen";
+import { RevenueScreen, parseRevenueSearch } from "./routes/RevenueScreen";
+import { ApiScreen } from "./routes/ApiScreen";
+import { PlansScreen, parsePlansSearch } from "./routes/PlansScreen";
+import { UsageScreen, parseUsageSearch } from "./routes/UsageScreen";
 
 const rootRoute = createRootRoute({ component: Shell });
 
@@ -31,7 +35,30 @@ export const auditRoute = createRoute({
   component: AuditScreen,
 });
 
-const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute]);
+export const revenueRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/revenue",
+  validateSearch: parseRevenueSearch,
+  component: RevenueScreen,
+});
+
+export const usageRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/usage",
+  validateSearch: parseUsageSearch,
+  component: UsageScreen,
+});
+
+export const plansRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/plans",
+  validateSearch: parsePlansSearch,
+  component: PlansScreen,
+});
+
+export const apiRoute = createRoute({ getParentRoute: () => rootRoute, path: "/api", component: ApiScreen });
+
+const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute, usageRoute, revenueRoute, plansRoute, apiRoute]);
 
 export function createConsoleRouter() {
   return createRouter({ routeTree, history: createHashHistory(), defaultPreload: false });

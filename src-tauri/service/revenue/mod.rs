@@ -138,6 +138,17 @@ pub struct Report<Row> {
     pub rows: Vec<Row>,
 }
 
+/// The revenue tables, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "desktop", derive(specta::Type))]
+pub enum RevenueTable {
+    Mrr,
+    Movements,
+    ByPlan,
+    Churn,
+}
+
 mod csv;
 mod ledger;
 
@@ -178,6 +189,21 @@ impl Engine {
         months: Option<i64>,
     ) -> Result<Report<ChurnMonth>> {
         self.revenue_report(actor, months, Ledger::churn).await
+    }
+
+    /// One of the tables as CSV (the console's export, `?format=csv` over HTTP).
+    pub async fn admin_revenue_csv(
+        &self,
+        actor: &Actor,
+        table: RevenueTable,
+        months: Option<i64>,
+    ) -> Result<String> {
+        Ok(match table {
+            RevenueTable::Mrr => self.admin_revenue_mrr(actor, months).await?.to_csv(),
+            RevenueTable::Movements => self.admin_revenue_movements(actor, months).await?.to_csv(),
+            RevenueTable::ByPlan => self.admin_revenue_by_plan(actor, months).await?.to_csv(),
+            RevenueTable::Churn => self.admin_revenue_churn(actor, months).await?.to_csv(),
+        })
     }
 
     /// The steps every revenue table shares: permission, month range, ledger, report.

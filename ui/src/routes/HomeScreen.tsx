@@ -8,7 +8,6 @@ import type { Count, DayCount } from "../types";
 
 export function HomeScreen() {
   const stats = useQuery({ queryKey: ["home-stats"], queryFn: api.homeStats });
-  const refusals = useQuery({ queryKey: ["home-stats", "refusals-today"], queryFn: api.refusalsToday });
   const s = stats.data;
   return (
     <div className="page">
@@ -38,17 +37,17 @@ export function HomeScreen() {
               <h2>Active users per day, last 30 days</h2>
               <DayBars days={s.active_users_per_day} />
             </section>
-            <section className="panel">
+            <section className="panel" data-testid="home-refusals-today">
               <h2>Refusals today, by code</h2>
-              <ErrorNote error={refusals.error} />
-              {refusals.data && refusals.data.length === 0 && <p className="muted">No refusal today.</p>}
-              {refusals.data && refusals.data.length > 0 && (
+              {s.refusals_today.length === 0 ? (
+                <p className="empty-line muted">No request refused since midnight (UTC).</p>
+              ) : (
                 <table className="mini">
                   <tbody>
-                    {refusals.data.map((r) => (
-                      <tr key={r.name}>
-                        <td className="mono">{r.name}</td>
-                        <td className="num">{formatCount(r.count)}</td>
+                    {s.refusals_today.map((c) => (
+                      <tr key={c.name}>
+                        <td className="mono">{c.name}</td>
+                        <td className="num">{formatCount(c.count)}</td>
                       </tr>
                     ))}
                   </tbody>

@@ -38,6 +38,9 @@ export function UserScreen() {
               <span className="pill plan" data-testid="detail-plan">{d.subscription.plan_id}</span>
               {d.user.role !== "user" && <span className={`badge role-${d.user.role}`}>{d.user.role}</span>}
               {d.user.full_name && <span className="muted">{d.user.full_name}</span>}
+              <Link to="/usage" search={{ user: d.user.id }} className="small-text" data-testid="detail-usage-chart">
+                Usage chart
+              </Link>
             </div>
             <div className="toolbar">
               {ACTIONS.filter((a) => (d.user.status === "suspended" ? a.kind !== "suspend" : a.kind !== "reactivate")).map((a) => (

@@ -1,0 +1,32 @@
+//! `/v1/admin/usage/*`: usage over time for the back office's Usage screen.
+
+use super::auth::Caller;
+use super::client_ip::ClientIp;
+use super::docs::ErrorBody;
+use super::error::ApiError;
+use super::AppState;
+use crate::service::usage_series::{UsageSeries, UsageSeriesQuery};
+use axum::extract::{Query, State};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(usage_series))
+}
+
+/// A metric's usage per day (per hour for ranges under three days): the platform's stacked
+/// by plan, or one user's (`user_id`). Needs the `view_stats` permission (and `view_user`
+/// for one user).
+#[utoipa::path(get, path = "/v1/admin/usage/series", tag = "admin", security(("bearer" = [])), params(UsageSeriesQuery),
+    responses((status = 200, body = UsageSeries), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn usage_series(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Query(q): Query<UsageSeriesQuery>,
+) -> Result<Json<UsageSeries>, ApiError> {
+    let p = caller.require(crate::domain::Scope::Read)?;
+    let a = state.engine.actor(p, &ip.0.to_string())?;
+    Ok(Json(state.engine.admin_usage_series(&a, &q).await?))
+}

@@ -1,0 +1,176 @@
+//! `/v1/admin/plans/*` (the plans workbench) and `/v1/admin/traffic` (what this server has been
+//! answering): thin handlers over the back-office service.
+
+use super::admin::actor;
+use super::auth::Caller;
+use super::client_ip::ClientIp;
+use super::docs::ErrorBody;
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::AppState;
+use crate::service::catalog::{ApplyOutcome, PlanChange};
+use crate::service::plans_admin::{Migration, PlanCatalog, PlanCheck, SimulationReport};
+use crate::service::traffic::Traffic;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(catalog))
+        .routes(routes!(check))
+        .routes(routes!(diff))
+        .routes(routes!(simulate))
+        .routes(routes!(apply))
+        .routes(routes!(migrate))
+        .routes(routes!(traffic))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PlanFile {
+    /// The plan file's TOML text.
+    source: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PlanSimulation {
+    /// The plan file's TOML text.
+    source: String,
+    /// Usage attempts as JSON lines: `{"user", "plan", "metric", "amount", "at"}`.
+    events: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PlanApply {
+    /// The plan file's TOML text.
+    source: String,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PlanMigration {
+    /// `pro@1`.
+    from: String,
+    /// `pro@2`.
+    to: String,
+    reason: Option<String>,
+}
+
+/// The current catalog and every plan version with its subscribers.
+#[utoipa::path(get, path = "/v1/admin/plans", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = PlanCatalog), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn catalog(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+) -> Result<Json<PlanCatalog>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    Ok(Json(state.engine.admin_plan_catalog(&a).await?))
+}
+
+/// `plans check`: every problem of a plan file with its line, column and text.
+#[utoipa::path(post, path = "/v1/admin/plans/check", tag = "admin", security(("bearer" = [])), request_body = PlanFile,
+    responses((status = 200, body = PlanCheck), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    ApiJson(b): ApiJson<PlanFile>,
+) -> Result<Json<PlanCheck>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    Ok(Json(state.engine.admin_check_plans(&a, &b.source)?))
+}
+
+/// `plans diff`: what applying a file would change, with the subscribers each change touches.
+#[utoipa::path(post, path = "/v1/admin/plans/diff", tag = "admin", security(("bearer" = [])), request_body = PlanFile,
+    responses((status = 200, body = Vec<PlanChange>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn diff(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    ApiJson(b): ApiJson<PlanFile>,
+) -> Result<Json<Vec<PlanChange>>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    Ok(Json(state.engine.admin_diff_plans(&a, &b.source).await?))
+}
+
+/// `plans simulate`: usage attempts replayed against a plan file with a simulated clock.
+#[utoipa::path(post, path = "/v1/admin/plans/simulate", tag = "admin", security(("bearer" = [])), request_body = PlanSimulation,
+    responses((status = 200, body = SimulationReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn simulate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    ApiJson(b): ApiJson<PlanSimulation>,
+) -> Result<Json<SimulationReport>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    Ok(Json(
+        state
+            .engine
+            .admin_simulate_plans(&a, &b.source, &b.events)?,
+    ))
+}
+
+/// Publishes a plan file as the new catalog (admins; audited).
+#[utoipa::path(post, path = "/v1/admin/plans/apply", tag = "admin", security(("bearer" = [])), request_body = PlanApply,
+    responses((status = 200, body = ApplyOutcome), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    ApiJson(b): ApiJson<PlanApply>,
+) -> Result<Json<ApplyOutcome>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    Ok(Json(
+        state
+            .engine
+            .admin_apply_plans(&a, &b.source, b.reason.as_deref())
+            .await?,
+    ))
+}
+
+/// Moves every subscriber of one plan version to another (admins; audited).
+#[utoipa::path(post, path = "/v1/admin/plans/migrate", tag = "admin", security(("bearer" = [])), request_body = PlanMigration,
+    responses((status = 200, body = Migration), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn migrate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    ApiJson(b): ApiJson<PlanMigration>,
+) -> Result<Json<Migration>, ApiError> {
+    let a = actor(&state, &caller, ip, true)?;
+    Ok(Json(
+        state
+            .engine
+            .admin_migrate_plans(&a, &b.from, &b.to, b.reason.as_deref())
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct TrafficQuery {
+    /// Refusals to list, 1 to 200; 20 by default.
+    limit: Option<i64>,
+}
+
+/// This server's requests per second and error counts (as `/metrics` counts them) with the
+/// latest refusals.
+#[utoipa::path(get, path = "/v1/admin/traffic", tag = "admin", security(("bearer" = [])), params(TrafficQuery),
+    responses((status = 200, body = Traffic), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn traffic(
+    State(state): State<AppState>,
+    caller: Caller,
+    ip: ClientIp,
+    Query(q): Query<TrafficQuery>,
+) -> Result<Json<Traffic>, ApiError> {
+    let a = actor(&state, &caller, ip, false)?;
+    Ok(Json(
+        state
+            .engine
+            .admin_traffic(&a, state.metrics.counts(), q.limit)
+            .await?,
+    ))
+}
