@@ -796,7 +796,10 @@ export type UserPage = {
 
 /**  Filters and page of `GET /v1/admin/users`. */
 export type UserQuery = {
-	/**  Email search: a prefix (`ada@`) or any part of it (3 characters or more). */
+	/**
+	 *  Search text: an exact user id (`usr_…`), a Stripe customer id (`cus_…`), or an email
+	 *  prefix (`ada@`) or any part of it (3 characters or more).
+	 */
 	q?: string | null,
 	plan?: string | null,
 	status?: UserStatus | null,
