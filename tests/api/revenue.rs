@@ -628,11 +628,11 @@ async fn revenue_figures_on_a_hand_built_history(backend: Backend) {
 fn story(name: &str) -> Vec<Vec<u8>> {
     let dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/stripe-events"
+        "/tests/fixtures/stripe-events"
     ))
     .join(name);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the shared Stripe event files are missing ({e})"))
+        .unwrap_or_else(|e| panic!("the Stripe event fixtures are missing ({e})"))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
@@ -684,7 +684,7 @@ async fn deliver(app: &TestApp, body: &[u8]) {
 
 on_both!(revenue_from_signed_webhooks_upgrade_and_refund);
 async fn revenue_from_signed_webhooks_upgrade_and_refund(backend: Backend) {
-    // Arrange: two users whose Stripe customers are those of the shared stories.
+    // Arrange: two users whose Stripe customers are those of the fixture stories.
     let Some(app) = TestApp::spawn_with(backend, |s| {
         s.stripe_webhook_secret = Some(tollgate::domain::SecretString::new(WEBHOOK_SECRET));
     })

@@ -1,4 +1,4 @@
-//! Stripe billing end to end: webhooks signed as Stripe signs them (over the shared payload
+//! Stripe billing end to end: webhooks signed as Stripe signs them (over the fixture payload
 //! files' bytes), Stripe's API faked at the network boundary with wiremock.
 
 use crate::helpers::{Backend, TestApp};
@@ -20,11 +20,11 @@ const OLD_WEBHOOK_SECRET: &str = "whsec_test_previous";
 fn events_dir() -> PathBuf {
     let dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/stripe-events"
+        "/tests/fixtures/stripe-events"
     ));
     assert!(
         dir.is_dir(),
-        "the shared Stripe event files are missing: expected them at {} (shared/ beside the repository)",
+        "the Stripe event fixtures are missing: expected them at {}",
         dir.display()
     );
     dir
@@ -207,7 +207,7 @@ async fn money(app: &TestApp, user: &str) -> (i64, i64) {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn every_shared_event_file_parses_into_a_typed_event() {
+fn every_fixture_event_file_parses_into_a_typed_event() {
     let mut n = 0;
     for dir in [
         "single-events",
@@ -232,7 +232,7 @@ fn every_shared_event_file_parses_into_a_typed_event() {
             n += 1;
         }
     }
-    assert_eq!(n, 26, "every shared event file was read");
+    assert_eq!(n, 26, "every fixture event file was read");
 }
 
 on_both!(webhook_signatures_are_checked_as_stripe_specifies);
@@ -835,7 +835,7 @@ async fn billing_routes_answer_503_without_stripe_keys(backend: Backend) {
     assert!(stored_events(&app).await.is_empty());
 }
 
-/// A shared event with some fields changed (for periods the shared files do not cover).
+/// A fixture event with some fields changed (for periods the fixture files do not cover).
 fn variant(rel: &str, edits: &[(&str, Value)]) -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(&file(rel)).unwrap();
     for (pointer, value) in edits {
