@@ -1,8 +1,7 @@
 //! The back office through HTTP: permissions per role, each action's effect and audit row,
 //! impersonation, refusal explanations, search and stats.
 
-use crate::helpers::{staff_token, Backend, TestApp};
-use crate::http_api::register;
+use crate::helpers::{register, send, staff_token, Backend, TestApp};
 use crate::on_both;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -16,17 +15,8 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let (status, _, value) = send(app, method, path, Some(token), body).await;
+    (status, value)
 }
 
 async fn audit_rows(app: &TestApp, action: &str) -> Vec<Value> {

@@ -7,7 +7,7 @@ mod admin;
 mod api_keys;
 mod cli;
 mod health;
-pub mod http_api;
+mod http_api;
 mod metering;
 mod revenue;
 mod stripe;
