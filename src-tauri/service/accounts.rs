@@ -336,7 +336,7 @@ impl Engine {
         }
         tx.commit().await?;
         self.forget_verified_keys();
-        self.forget_subscription(user.as_str());
+        self.subscription_changed(user.as_str());
         Ok(())
     }
 

@@ -194,8 +194,7 @@ impl Engine {
         db::insert_customer(&mut tx, customer, user.as_str(), self.now_ms()).await?;
         self.project_user(&mut tx, user.as_str()).await?;
         tx.commit().await?;
-        self.forget_subscription(user.as_str());
-        self.forget_counters(user.as_str());
+        self.subscription_changed(user.as_str());
         let engine = self.clone();
         let customer = customer.to_owned();
         tokio::spawn(async move {
