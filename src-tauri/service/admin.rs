@@ -423,9 +423,7 @@ impl Engine {
         self.authorize(actor, Action::ReactivateUser)?;
         let current = self.user(id).await?;
         if current.status == UserStatus::Deleted {
-            return Err(Error::Conflict(
-                "a deleted account cannot be reactivated".into(),
-            ));
+            return Err(Error::DeletedAccountCannotBeReactivated);
         }
         let target = id.to_string();
         self.set_user_status_audited(
@@ -605,10 +603,7 @@ impl Engine {
         let reason = Self::require_reason(reason)?;
         let user = self.user(id).await?;
         if user.status != UserStatus::Active {
-            return Err(Error::Conflict(format!(
-                "the account is {}",
-                user.status.as_str()
-            )));
+            return Err(Error::AccountNotActive(user.status.as_str().to_owned()));
         }
         if user.role.is_staff() && actor.user.role != Role::Admin {
             return Err(Error::Forbidden);

@@ -197,9 +197,7 @@ impl Engine {
         )
         .await
         .map_err(|e| match unique_violation(&e) {
-            Some(_) => Error::Conflict(
-                "another catalog was applied at the same time; check and apply again".into(),
-            ),
+            Some(_) => Error::CatalogChangedConcurrently,
             None => e.into(),
         })?;
         let mut new_versions = Vec::new();

@@ -873,7 +873,7 @@ impl Engine {
             let k = req.idempotency_key.unwrap_or_default();
             let ev = usage::event_by_key(self.db().read(), uid, k)
                 .await?
-                .ok_or(Error::Conflict("idempotency key in use".into()))?;
+                .ok_or(Error::IdempotencyKeyInUse)?;
             return replay(ev.answer.as_deref().unwrap_or("{}"));
         }
         tx.commit().await?;
@@ -950,9 +950,7 @@ impl Engine {
             .filter(|e| e.user_id == uid && e.kind == "consume")
             .ok_or(Error::NotFound("usage event"))?;
         if !usage::mark_released(&mut tx, &ev.id).await? {
-            return Err(Error::Conflict(
-                "this consumption was already released".into(),
-            ));
+            return Err(Error::AlreadyReleased);
         }
         record_event(
             &mut tx,

@@ -154,9 +154,7 @@ impl Engine {
         };
         let row = self.resolve_subscription(&user.id).await?.row;
         if row.stripe_subscription_id.is_some() && !matches!(row.status.as_str(), "canceled") {
-            return Err(Error::Conflict(
-                "you already have a subscription: change plans in the billing portal".into(),
-            ));
+            return Err(Error::AlreadySubscribed);
         }
         let customer = match &existing {
             Some(c) => c.clone(),

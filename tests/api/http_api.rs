@@ -725,7 +725,10 @@ async fn meter_idempotency_release_and_bad_input(backend: Backend) {
         Some(json!({"idempotency_key": "render-1"})),
     )
     .await;
-    assert_eq!((s, error_code(&v)), (StatusCode::CONFLICT, "conflict"));
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::CONFLICT, "already_released")
+    );
     let (s, _, v) = send(
         &app,
         reqwest::Method::POST,

@@ -458,7 +458,7 @@ async fn release_gives_back_a_failed_consumption_once(backend: Backend) {
             .await
             .unwrap_err()
             .code(),
-        "conflict"
+        "already_released"
     );
     let other = new_user(&app, "other@example.com").await;
     assert_eq!(

@@ -651,8 +651,9 @@ async fn checkout_and_portal_with_stripe_failures_leave_nothing_half_written(bac
     let (status, b) = checkout(&app, &who, "pro").await;
     assert_eq!(
         (status, b["error"]["code"].as_str()),
-        (StatusCode::BAD_GATEWAY, Some("resource_missing"))
+        (StatusCode::BAD_GATEWAY, Some("stripe_error"))
     );
+    assert_eq!(b["error"]["stripe_code"], "resource_missing");
     assert_eq!(b["error"]["stripe_type"], "invalid_request_error");
     drop(refused);
     assert!(customers().await.is_empty());
