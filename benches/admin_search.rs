@@ -5,45 +5,24 @@
 //! `cargo bench --no-default-features --bench admin_search` (SQLite), or with
 //! `BENCH_DATABASE_URL=postgres://…` (an empty database; TOLLGATE_SECRET not needed).
 
-use std::time::{Duration, Instant};
+mod common;
+
+use common::percentile;
+use std::time::Instant;
 use tollgate::service::admin::{Actor, UserQuery, UserSort};
-use tollgate::{Engine, Settings};
 
 const BUDGET_MS: f64 = 50.0;
 
-fn percentile(samples: &mut [Duration], p: f64) -> f64 {
-    samples.sort();
-    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[i].as_secs_f64() * 1000.0
-}
-
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    common::run(bench());
 }
 
-async fn run() {
-    let users: u64 = std::env::var("BENCH_USERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+async fn bench() {
+    let users: u64 = common::env_or("BENCH_USERS", 1_000_000);
+    let rounds: usize = common::env_or("BENCH_ROUNDS", 200);
     let dir = tempfile::tempdir().unwrap();
-    let url = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    let mut settings = Settings::for_database(&url);
-    settings.secret = Some(tollgate::domain::SecretString::new(
-        "benchmark-secret-0123456789",
-    ));
-    settings.argon2.memory_kib = 1024;
-    settings.argon2.iterations = 1;
-    let engine = Engine::start(settings).await.unwrap();
+    let url = common::database_url(&dir);
+    let engine = common::start_engine(&url).await;
     let backend = if url.starts_with("postgres") {
         "PostgreSQL"
     } else {

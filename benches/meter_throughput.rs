@@ -8,9 +8,8 @@ mod common;
 
 use axum::routing::post;
 use axum::{Json, Router};
-use std::net::SocketAddr;
+use common::serve;
 use std::time::Duration;
-use tollgate::{Engine, Settings};
 
 const PLANS: &str = r#"
 metrics = ["videos"]
@@ -23,37 +22,13 @@ quotas = { videos = { limit = 1000000000, per = "day" } }
 rate_limits = { api = { requests = 1000000000, window = "1h" } }
 "#;
 
-async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    addr
-}
-
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    common::run(bench());
 }
 
-async fn run() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let connections: usize = std::env::var("BENCH_CONNECTIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(32);
+async fn bench() {
+    let seconds: u64 = common::env_or("BENCH_SECONDS", 5);
+    let connections: usize = common::env_or("BENCH_CONNECTIONS", 32);
     let duration = Duration::from_secs(seconds);
 
     // Reference: a bare axum route that parses the same body and answers a similar JSON.
@@ -82,13 +57,11 @@ async fn run() {
 
     // Tollgate on a fresh SQLite file, as `tollgate serve` runs by default.
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::for_database(&format!(
+    let engine = common::start_engine(&format!(
         "sqlite://{}",
         dir.path().join("bench.db").display()
-    ));
-    settings.argon2.memory_kib = 1024;
-    settings.argon2.iterations = 1;
-    let engine = Engine::start(settings).await.unwrap();
+    ))
+    .await;
     engine.apply_catalog(PLANS, Some("bench")).await.unwrap();
     let _upkeep = engine.spawn_upkeep();
     let app = serve(tollgate::http::router(engine.clone())).await;

@@ -1,6 +1,14 @@
-//! A minimal HTTP/1.1 load generator for benchmarks: keep-alive connections, one request in
-//! flight per connection, fixed request bytes. Cheap enough that the server, not the client,
-//! is what gets measured.
+//! What the benchmarks share: their set-up (`setup.rs`: runtime, `BENCH_*` knobs, engine,
+//! served router, percentiles) and a minimal HTTP/1.1 load generator: keep-alive connections,
+//! one request in flight per connection, fixed request bytes. Cheap enough that the server,
+//! not the client, is what gets measured.
+
+// Each benchmark compiles this module on its own and uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+mod setup;
+
+pub use setup::{database_url, env_or, percentile, run, serve, start_engine};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -127,8 +127,8 @@ mod revenue_cli;
 
 mod stripe_cli {
     use crate::config::Settings;
+    use crate::service::stripe_events::StripeEventRecord;
     use crate::service::Engine;
-    use crate::store::stripe as db;
     use clap::Subcommand;
     use std::path::PathBuf;
 
@@ -178,21 +178,20 @@ mod stripe_cli {
         Show { id: String },
     }
 
-    fn record(e: &db::EventRow) -> serde_json::Value {
+    fn record(e: &StripeEventRecord) -> serde_json::Value {
         serde_json::json!({
             "id": e.id,
             "type": e.type_,
-            "created": crate::store::at(e.created),
-            "livemode": e.livemode != 0,
+            "created": e.created,
+            "livemode": e.livemode,
             "status": e.status,
             "error": e.error,
             "customer_id": e.customer_id,
             "user_id": e.user_id,
-            "received_at": crate::store::at(e.received_at),
-            "applied_at": e.applied_at.map(crate::store::at),
+            "received_at": e.received_at,
+            "applied_at": e.applied_at,
             "attempts": e.attempts,
-            "payload": serde_json::from_str::<serde_json::Value>(&e.payload)
-                .unwrap_or_else(|_| serde_json::Value::String(e.payload.clone())),
+            "payload": e.payload,
         })
     }
 
@@ -205,13 +204,9 @@ mod stripe_cli {
                 limit,
                 json,
             }) => {
-                let rows = db::list_events(
-                    engine.db().read(),
-                    type_.as_deref(),
-                    status.as_deref(),
-                    limit,
-                )
-                .await?;
+                let rows = engine
+                    .stripe_events(type_.as_deref(), status.as_deref(), limit)
+                    .await?;
                 for e in &rows {
                     if json {
                         println!("{}", record(e));
@@ -220,7 +215,7 @@ mod stripe_cli {
                             "{:<30} {:<32} {} {:<8} {:<20} {}",
                             e.id,
                             e.type_,
-                            crate::store::at(e.created).format("%Y-%m-%d %H:%M:%S"),
+                            e.created.format("%Y-%m-%d %H:%M:%S"),
                             e.status,
                             e.user_id
                                 .as_deref()
@@ -236,7 +231,7 @@ mod stripe_cli {
                 Ok(())
             }
             StripeCommand::Events(EventsCommand::Show { id }) => {
-                match db::event(engine.db().read(), &id).await? {
+                match engine.stripe_event(&id).await? {
                     Some(e) => {
                         println!("{}", serde_json::to_string_pretty(&record(&e))?);
                         Ok(())
@@ -484,9 +479,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve { addr }) => serve(settings, addr).await,
         Some(Command::Migrate) => {
-            let db = crate::store::Db::connect(&settings.database_url).await?;
-            db.migrate().await?;
-            println!("migrations applied to {}", db.display_url());
+            let database = Engine::migrate(&settings).await?;
+            println!("migrations applied to {database}");
             Ok(())
         }
         Some(Command::Staff(StaffCommand::Create(args))) => staff_create(settings, args).await,
@@ -514,7 +508,7 @@ async fn serve(settings: Settings, addr: Option<SocketAddr>) -> anyhow::Result<(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, database = %engine.db().display_url(), "tollgate is serving");
+    tracing::info!(addr = %listener.local_addr()?, database = %engine.database_display(), "tollgate is serving");
     crate::http::serve(engine.clone(), listener, crate::http::shutdown_signal()).await?;
     upkeep.abort();
     engine.shutdown().await;

@@ -2,6 +2,10 @@
 //! `TOLLGATE_`-prefixed environment variables (nested keys with `__`, e.g.
 //! `TOLLGATE_ARGON2__MEMORY_KIB`).
 
+mod cidr;
+
+pub use cidr::{parse_trusted, Cidr};
+
 use crate::domain::SecretString;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -21,15 +25,15 @@ pub struct Settings {
     /// A plan catalog applied at start when it differs from the current version.
     pub plans: Option<String>,
     /// `TOLLGATE_TRUSTED_PROXIES`: comma-separated CIDRs of proxies whose `X-Forwarded-For`
-    /// is believed. Empty: the socket peer is the client.
-    #[serde(default)]
-    pub trusted_proxies: String,
+    /// is believed. Empty: the socket peer is the client. A malformed block fails loading.
+    #[serde(default, deserialize_with = "cidr::deserialize_trusted")]
+    pub trusted_proxies: Vec<Cidr>,
     pub argon2: Argon2Settings,
     pub tokens: TokenSettings,
     pub http: HttpSettings,
     /// How consumptions are decided: `auto` (memory on SQLite, database on PostgreSQL),
     /// `memory` (one process only) or `database`.
-    pub metering: crate::service::metering::Strategy,
+    pub metering: MeteringStrategy,
     /// Stripe secret API key (`TOLLGATE_STRIPE_SECRET_KEY`); billing calls fail without it.
     pub stripe_secret_key: Option<SecretString>,
     /// Webhook signing secret(s) (`TOLLGATE_STRIPE_WEBHOOK_SECRET`); several, separated by
@@ -38,6 +42,16 @@ pub struct Settings {
     /// Base URL of Stripe's API (`TOLLGATE_STRIPE_API_BASE`); tests point it at a mock server.
     pub stripe_api_base: String,
     pub stripe: StripeSettings,
+}
+
+/// Which strategy decides consumptions (`TOLLGATE_METERING`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeteringStrategy {
+    /// Memory for SQLite, database for PostgreSQL.
+    Auto,
+    Memory,
+    Database,
 }
 
 /// Stripe billing options other than the keys (`[stripe]`, `TOLLGATE_STRIPE__GRACE_DAYS`).
@@ -103,7 +117,7 @@ struct Defaults {
     argon2: Argon2Settings,
     tokens: TokenSettings,
     http: HttpSettings,
-    metering: crate::service::metering::Strategy,
+    metering: MeteringStrategy,
     stripe_api_base: &'static str,
     stripe: StripeSettings,
 }
@@ -150,7 +164,7 @@ impl Settings {
             argon2: Argon2Settings::default(),
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
-            metering: crate::service::metering::Strategy::Auto,
+            metering: MeteringStrategy::Auto,
             stripe_api_base: STRIPE_API_BASE,
             stripe: StripeSettings::default(),
         }));
@@ -170,10 +184,7 @@ impl Settings {
                 .split("__")
                 .ignore(&["test_postgres_url"]),
         );
-        let settings: Settings = fig.extract()?;
-        crate::http::client_ip::parse_trusted(&settings.trusted_proxies)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        Ok(settings)
+        Ok(fig.extract()?)
     }
 
     /// Settings for tests and embedded use: defaults with the given database.
@@ -183,11 +194,11 @@ impl Settings {
             secret: None,
             addr: "127.0.0.1:0".parse().expect("valid address"),
             plans: None,
-            trusted_proxies: String::new(),
+            trusted_proxies: Vec::new(),
             argon2: Argon2Settings::default(),
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
-            metering: crate::service::metering::Strategy::Auto,
+            metering: MeteringStrategy::Auto,
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             stripe_api_base: STRIPE_API_BASE.into(),
@@ -223,8 +234,11 @@ mod tests {
             assert_eq!(s.database_url, "postgres://db/x");
             assert_eq!(s.argon2.memory_kib, 4096);
             assert_eq!(s.argon2.iterations, 3);
-            assert_eq!(s.trusted_proxies, "10.0.0.0/8,192.168.0.1");
-            assert_eq!(s.metering, crate::service::metering::Strategy::Database);
+            assert_eq!(
+                s.trusted_proxies,
+                parse_trusted("10.0.0.0/8,192.168.0.1").unwrap()
+            );
+            assert_eq!(s.metering, MeteringStrategy::Database);
             assert_eq!(s.secret.as_ref().map(|x| x.expose()), Some("from-file"));
             Ok(())
         });

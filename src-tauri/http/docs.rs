@@ -53,13 +53,6 @@ pub struct ErrorDetail {
     fields: Option<Vec<crate::error::FieldError>>,
 }
 
-/// A window `[start, end)`.
-#[derive(Serialize, ToSchema)]
-pub struct PeriodSchema {
-    start: chrono::DateTime<chrono::Utc>,
-    end: chrono::DateTime<chrono::Utc>,
-}
-
 pub async fn page() -> Html<&'static str> {
     Html(DOCS_PAGE)
 }

@@ -25,7 +25,7 @@ pub struct Health {
 #[utoipa::path(get, path = "/health", tag = "system",
     responses((status = 200, body = Health), (status = 503, description = "the database is unreachable", body = Health)))]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    match state.engine.db().ping().await {
+    match state.engine.ping_database().await {
         Ok(()) => (
             StatusCode::OK,
             Json(Health {

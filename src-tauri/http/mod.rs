@@ -45,7 +45,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub engine: Engine,
     pub metrics: Arc<metrics::Metrics>,
-    pub trusted_proxies: Arc<Vec<client_ip::Cidr>>,
+    pub trusted_proxies: Arc<Vec<crate::config::Cidr>>,
     openapi_json: Arc<String>,
 }
 
@@ -75,11 +75,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole API with its middleware, as served by `tollgate serve`, the desktop app and tests.
 pub fn router(engine: Engine) -> Router {
     let settings = engine.settings().http.clone();
-    let trusted =
-        client_ip::parse_trusted(&engine.settings().trusted_proxies).unwrap_or_else(|e| {
-            tracing::error!("{e}; trusting no proxy");
-            Vec::new()
-        });
+    let trusted = engine.settings().trusted_proxies.clone();
     let doc = openapi().to_json().unwrap_or_else(|_| "{}".into());
     let state = AppState {
         engine,

@@ -4,6 +4,7 @@
 
 pub mod file;
 pub mod periods;
+pub mod rules;
 pub mod simulate;
 
 use serde::{Deserialize, Serialize};

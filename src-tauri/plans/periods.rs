@@ -3,8 +3,10 @@
 use super::{Interval, Per};
 use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
 
-/// A half-open window `[start, end)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A window `[start, end)`.
+// Named `PeriodSchema` in the OpenAPI document, as it was when usage periods introduced it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = PeriodSchema)]
 pub struct Window {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,

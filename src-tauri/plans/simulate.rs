@@ -2,11 +2,9 @@
 //! simulated clock, using the same rules as the live meter, and reports what was allowed,
 //! what was denied and why, and the resulting usage and credits.
 
-use super::periods::{self, Window};
+use super::periods;
+use super::rules::{self, Credits, Rule};
 use super::Catalog;
-use crate::service::catalog::PlanVersion;
-use crate::service::metering::{renew_credits, rule_for, Rule};
-use crate::store::ms;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -93,7 +91,7 @@ pub fn simulate(catalog: &Catalog, mut attempts: Vec<(usize, Attempt)>) -> Simul
     attempts.sort_by_key(|(line, a)| (a.at, *line));
     let mut users: HashMap<String, UserState> = HashMap::new();
     let mut counters: HashMap<(String, String, i64), i64> = HashMap::new();
-    let mut credits: HashMap<(String, String), (i64, i64)> = HashMap::new();
+    let mut credits: HashMap<(String, String), Credits> = HashMap::new();
     let mut periods: BTreeMap<(String, String, i64), PeriodSummary> = BTreeMap::new();
     let mut outcomes = Vec::new();
     for (line, a) in attempts {
@@ -120,61 +118,52 @@ pub fn simulate(catalog: &Catalog, mut attempts: Vec<(usize, Attempt)>) -> Simul
             outcomes.push(outcome);
             continue;
         };
-        let pv = PlanVersion {
-            id: "simulated".into(),
-            plan_id: plan.id.clone(),
-            version: 0,
-            plan: plan.clone(),
-        };
         let billing = periods::billing_period_at(state.anchor, plan.price.interval, a.at);
-        let rule = match rule_for(&pv, &catalog.metrics, &a.metric, a.at, billing) {
-            Ok(r) => r,
-            Err(_) => {
-                outcome.reason = Some("unknown_metric".into());
-                outcomes.push(outcome);
-                continue;
-            }
+        let Some(rule) = rules::rule_for(plan, &catalog.metrics, &a.metric, a.at, billing) else {
+            outcome.reason = Some("unknown_metric".into());
+            outcomes.push(outcome);
+            continue;
         };
-        let window: Window = match rule {
-            Rule::Limit { window, .. } | Rule::Credits { window, .. } => window,
-        };
-        match rule {
-            Rule::Limit { limit, window } => {
+        let window = rule.window();
+        let start = window.start.timestamp_millis();
+        let decision = match rule {
+            Rule::Limit { limit, .. } => {
                 let used = counters
-                    .entry((a.user.clone(), a.metric.clone(), ms(window.start)))
+                    .entry((a.user.clone(), a.metric.clone(), start))
                     .or_insert(0);
                 outcome.limit = limit;
-                if limit.is_some_and(|l| *used + a.amount > l) {
-                    outcome.reason = Some("quota_exceeded".into());
-                } else {
-                    *used += a.amount;
-                    outcome.allowed = true;
+                let decision = rules::consume_within(limit, *used, a.amount);
+                if let Ok(after) = decision {
+                    *used = after;
                 }
                 outcome.used = *used;
+                decision.map(drop)
             }
             Rule::Credits {
                 allowance,
                 rollover,
-                window,
+                ..
             } => {
                 let slot = credits
                     .entry((a.user.clone(), a.metric.clone()))
-                    .or_insert((0, i64::MIN));
-                let (balance, _) = renew_credits(slot.0, slot.1, allowance, rollover, window);
-                *slot = (balance, slot.1.max(ms(window.start)));
+                    .or_insert(Credits::EMPTY);
+                *slot = rules::renew_credits(*slot, allowance, rollover, window).credits;
                 outcome.limit = Some(allowance);
-                if balance < a.amount {
-                    outcome.reason = Some("insufficient_credits".into());
-                } else {
-                    slot.0 -= a.amount;
-                    outcome.allowed = true;
+                let decision = rules::spend_credits(slot.balance, a.amount);
+                if let Ok(after) = decision {
+                    slot.balance = after;
                 }
-                outcome.credits = Some(slot.0);
-                outcome.used = (allowance - slot.0).max(0);
+                outcome.credits = Some(slot.balance);
+                outcome.used = rules::credits_used(allowance, slot.balance);
+                decision.map(drop)
             }
+        };
+        match decision {
+            Ok(()) => outcome.allowed = true,
+            Err(denial) => outcome.reason = Some(denial.code().into()),
         }
         let summary = periods
-            .entry((a.user.clone(), a.metric.clone(), ms(window.start)))
+            .entry((a.user.clone(), a.metric.clone(), start))
             .or_insert(PeriodSummary {
                 user: a.user.clone(),
                 metric: a.metric.clone(),

@@ -4,6 +4,7 @@
 
 use super::api_keys::ApiKeyInfo;
 use super::audit::{AuditEntry, AuditFilter, Draft};
+pub use super::decisions::{Explanation, Fix};
 use super::permissions::{allows, Action};
 use super::subscriptions::{Effective, SubscriptionView};
 use super::Engine;
@@ -107,27 +108,6 @@ pub struct Impersonation {
     pub can_write: bool,
 }
 
-/// A refusal explained in plain words, with the fixes support may apply.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct Explanation {
-    pub decision: super::decisions::Decision,
-    pub summary: Vec<String>,
-    pub fixes: Vec<Fix>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Fix {
-    /// Reset the metric's usage for the current window.
-    QuotaBoost,
-    /// Forget the user's rate-limit windows.
-    ClearLimit,
-    /// Give a past-due subscription more days before limits drop to free.
-    GracePeriod,
-    /// Reactivate a suspended account.
-    Reactivate,
-}
-
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Stats {
     pub users_total: i64,
@@ -190,6 +170,7 @@ impl Engine {
 
     /// Search and page through users.
     pub async fn admin_list_users(&self, actor: &Actor, q: &UserQuery) -> Result<UserPage> {
+        use store::admin::{After, EmailMatch, UserOrder, UserSearch};
         self.authorize(actor, Action::ListUsers)?;
         let limit = q.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {
@@ -200,11 +181,12 @@ impl Engine {
             ));
         }
         let sort = q.sort.unwrap_or_default();
-        let mut filters: Vec<String> = Vec::new();
-        let mut binds: Vec<store::admin::Bind> = Vec::new();
-        let param = |b: store::admin::Bind, binds: &mut Vec<store::admin::Bind>| {
-            binds.push(b);
-            format!("${}", binds.len())
+        let mut search = UserSearch {
+            status: q.status.map(|s| s.as_str().to_owned()),
+            role: q.role.map(|r| r.as_str().to_owned()),
+            created_after: q.created_after.map(ms),
+            created_before: q.created_before.map(ms),
+            ..Default::default()
         };
         if let Some(text) =
             q.q.as_deref()
@@ -219,22 +201,13 @@ impl Engine {
                 ));
             }
             let prefix_like = text.contains('@') || text.chars().count() < 3;
-            if prefix_like {
-                // Prefix by range on the email index: `ada@` matches `ada@…`.
-                let lo = param(store::admin::Bind::Text(text.clone()), &mut binds);
-                let hi = param(
-                    store::admin::Bind::Text(format!("{text}\u{10FFFF}")),
-                    &mut binds,
-                );
-                filters.push(format!("(u.email >= {lo} AND u.email < {hi})"));
+            search.email = Some(if prefix_like {
+                EmailMatch::Prefix(text)
             } else {
-                let value = store::admin::substring_pattern(self.db().kind(), &text);
-                let p = param(store::admin::Bind::Text(value), &mut binds);
-                filters.push(store::admin::substring_filter(self.db().kind(), &p));
-            }
+                EmailMatch::Substring(text)
+            });
         }
         if let Some(plan) = &q.plan {
-            // By version ids, so that the subscriptions index answers it.
             let versions = store::admin::plan_version_ids(self.db().read(), plan).await?;
             if versions.is_empty() {
                 return Ok(UserPage {
@@ -244,65 +217,36 @@ impl Engine {
                     next_cursor: None,
                 });
             }
-            let ps: Vec<String> = versions
-                .into_iter()
-                .map(|v| param(store::admin::Bind::Text(v), &mut binds))
-                .collect();
-            filters.push(format!("s.plan_version_id IN ({})", ps.join(", ")));
+            search.plan_versions = Some(versions);
         }
-        if let Some(status) = q.status {
-            let p = param(store::admin::Bind::Text(status.as_str().into()), &mut binds);
-            filters.push(format!("u.status = {p}"));
-        }
-        if let Some(role) = q.role {
-            let p = param(store::admin::Bind::Text(role.as_str().into()), &mut binds);
-            filters.push(format!("u.role = {p}"));
-        }
-        if let Some(t) = q.created_after {
-            let p = param(store::admin::Bind::Int(ms(t)), &mut binds);
-            filters.push(format!("u.created_at >= {p}"));
-        }
-        if let Some(t) = q.created_before {
-            let p = param(store::admin::Bind::Int(ms(t)), &mut binds);
-            filters.push(format!("u.created_at < {p}"));
-        }
-        let count_filters = filters.clone();
-        let count_binds = binds.clone();
-        if let Some(c) = &q.cursor {
-            let (key, id) = cursor_decode(c)?;
-            let idp = param(store::admin::Bind::Text(id), &mut binds);
-            let cond = match sort {
-                UserSort::CreatedDesc | UserSort::CreatedAsc => {
-                    let k: i64 = key.parse().map_err(|_| {
-                        Error::validation("cursor", "invalid", "cursor does not fit this sort")
-                    })?;
-                    let kp = param(store::admin::Bind::Int(k), &mut binds);
-                    let op = if sort == UserSort::CreatedDesc {
-                        "<"
-                    } else {
-                        ">"
-                    };
-                    format!("(u.created_at {op} {kp} OR (u.created_at = {kp} AND u.id {op} {idp}))")
-                }
-                UserSort::EmailAsc => {
-                    let kp = param(store::admin::Bind::Text(key), &mut binds);
-                    format!("(u.email > {kp} OR (u.email = {kp} AND u.id > {idp}))")
-                }
-            };
-            filters.push(cond);
-        }
-        let order = match sort {
-            UserSort::CreatedDesc => "u.created_at DESC, u.id DESC",
-            UserSort::CreatedAsc => "u.created_at ASC, u.id ASC",
-            UserSort::EmailAsc => "u.email ASC, u.id ASC",
+        let after = match &q.cursor {
+            None => None,
+            Some(c) => {
+                let (key, id) = cursor_decode(c)?;
+                Some(match sort {
+                    UserSort::CreatedDesc | UserSort::CreatedAsc => {
+                        let k: i64 = key.parse().map_err(|_| {
+                            Error::validation("cursor", "invalid", "cursor does not fit this sort")
+                        })?;
+                        After::Created(k, id)
+                    }
+                    UserSort::EmailAsc => After::Email(key, id),
+                })
+            }
         };
-        let rows = store::admin::list_users(
+        let order = match sort {
+            UserSort::CreatedDesc => UserOrder::CreatedDesc,
+            UserSort::CreatedAsc => UserOrder::CreatedAsc,
+            UserSort::EmailAsc => UserOrder::EmailAsc,
+        };
+        let (rows, total) = store::admin::search_users(
             self.db().read(),
             self.db().kind(),
-            &filters,
-            &binds,
+            &search,
             order,
+            after.as_ref(),
             limit + 1,
+            COUNT_CAP + 1,
         )
         .await?;
         let has_more = rows.len() as i64 > limit;
@@ -327,13 +271,6 @@ impl Engine {
         } else {
             None
         };
-        let total = store::admin::count_users(
-            self.db().read(),
-            &count_filters,
-            &count_binds,
-            COUNT_CAP + 1,
-        )
-        .await?;
         users.shrink_to_fit();
         Ok(UserPage {
             users,
@@ -641,126 +578,6 @@ impl Engine {
         })
     }
 
-    /// Explains a refusal a customer quotes by request id.
-    pub async fn admin_explain(&self, actor: &Actor, request_id: &str) -> Result<Explanation> {
-        self.authorize(actor, Action::ExplainDecision)?;
-        let decision = self.decision(request_id).await?;
-        let f = &decision.facts;
-        let d = &f["details"];
-        let mut summary = Vec::new();
-        let who = match (f["user_id"].as_str(), f["key_prefix"].as_str()) {
-            (Some(u), Some(k)) => format!("user {u} with API key {k}…"),
-            (Some(u), None) => format!("user {u} with a session token"),
-            (None, Some(k)) => format!("an unknown caller presenting {k}…"),
-            (None, None) => "an unauthenticated caller".into(),
-        };
-        summary.push(format!(
-            "At {} {} called {} and was refused with {} ({}).",
-            decision.at.format("%Y-%m-%d %H:%M:%S UTC"),
-            who,
-            decision.route.as_deref().unwrap_or("?"),
-            decision.status,
-            decision.code
-        ));
-        if let Some(p) = f["plan_version"].as_str() {
-            summary.push(format!(
-                "Their plan was {p}, subscription {}.",
-                f["subscription_status"].as_str().unwrap_or("unknown")
-            ));
-        }
-        let mut fixes = Vec::new();
-        match decision.code.as_str() {
-            "quota_exceeded" => {
-                summary.push(format!(
-                    "They had used {} of {} `{}` in the window ending {}; the request asked for {} more.",
-                    d["used"], d["limit"], d["metric"].as_str().unwrap_or("?"), d["resets_at"].as_str().unwrap_or("?"), d["requested"]
-                ));
-                if let Some(u) = d["upgrade_to"].as_str() {
-                    summary.push(format!("The `{u}` plan would allow more."));
-                }
-                fixes.push(Fix::QuotaBoost);
-            }
-            "insufficient_credits" => {
-                summary.push(format!(
-                    "They needed {} credits of `{}` and had {}; credits renew at {}.",
-                    d["needed"],
-                    d["metric"].as_str().unwrap_or("?"),
-                    d["balance"],
-                    d["renews_at"].as_str().unwrap_or("?")
-                ));
-            }
-            "rate_limited" => {
-                summary.push(format!(
-                    "They had made {} requests in the {}-second `{}` window; it resets at {}.",
-                    d["limit"],
-                    d["window_s"],
-                    d["scope"].as_str().unwrap_or("?"),
-                    d["resets_at"].as_str().unwrap_or("?")
-                ));
-                fixes.push(Fix::ClearLimit);
-            }
-            "feature_not_in_plan" => summary.push(format!(
-                "Their plan does not include `{}`; `{}` does.",
-                d["feature"].as_str().unwrap_or("?"),
-                d["upgrade_to"].as_str().unwrap_or("no plan")
-            )),
-            "account_suspended" => {
-                summary.push("The account was suspended.".into());
-                fixes.push(Fix::Reactivate);
-            }
-            other => summary.push(format!("The credentials were refused: {other}.")),
-        }
-        if f["subscription_status"].as_str() == Some("past_due") {
-            fixes.push(Fix::GracePeriod);
-        }
-        Ok(Explanation {
-            decision,
-            summary,
-            fixes,
-        })
-    }
-
-    /// Applies one of the fixes an explanation offers (audited).
-    pub async fn admin_apply_fix(
-        &self,
-        actor: &Actor,
-        request_id: &str,
-        fix: Fix,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        let e = self.admin_explain(actor, request_id).await?;
-        if !e.fixes.contains(&fix) {
-            return Err(Error::validation(
-                "fix",
-                "not_offered",
-                "this fix does not apply to that refusal",
-            ));
-        }
-        let user = e
-            .decision
-            .user_id
-            .as_deref()
-            .ok_or(Error::NotFound("user"))?;
-        let id = UserId::parse(user)?;
-        match fix {
-            Fix::QuotaBoost => {
-                let metric = e.decision.facts["details"]["metric"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                self.admin_reset_usage(actor, &id, &metric, reason)
-                    .await
-                    .map(|_| ())
-            }
-            Fix::ClearLimit => self
-                .admin_clear_limits(actor, &id, reason)
-                .await
-                .map(|_| ()),
-            Fix::Reactivate => self.admin_reactivate(actor, &id, reason).await.map(|_| ()),
-            Fix::GracePeriod => self.admin_extend_grace(actor, &id, 7, reason).await,
-        }
-    }
-
     /// Gives a past-due subscription `days` more before its limits drop to free.
     pub async fn admin_extend_grace(
         &self,
@@ -789,7 +606,7 @@ impl Engine {
             )
             .await?;
         tx.commit().await?;
-        self.forget_subscription(id.as_str());
+        self.subscription_changed(id.as_str());
         Ok(())
     }
 

@@ -17,10 +17,11 @@ pub mod permissions;
 pub mod rate_limits;
 pub mod revenue;
 pub mod seed;
+pub mod stripe_events;
 pub mod subscriptions;
 pub mod tokens;
 
-use crate::config::Settings;
+use crate::config::{MeteringStrategy, Settings};
 use crate::domain::SecretString;
 use crate::error::Error;
 use crate::store::{self, Db, Kind};
@@ -102,7 +103,7 @@ impl Engine {
         }
         let passwords = PasswordHasher::new(&settings.argon2)?;
         let memory = match (settings.metering, db.kind()) {
-            (metering::Strategy::Memory, _) | (metering::Strategy::Auto, Kind::Sqlite) => {
+            (MeteringStrategy::Memory, _) | (MeteringStrategy::Auto, Kind::Sqlite) => {
                 Some(metering::MemoryMeter::start(db.clone()))
             }
             _ => None,
@@ -127,8 +128,28 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The store. Transports (HTTP, CLI) go through service functions instead; tests and
+    /// benchmarks use it to check and prepare rows directly.
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// The database URL with any password hidden, for logs and the console.
+    pub fn database_display(&self) -> String {
+        self.inner.db.display_url()
+    }
+
+    /// Whether the database answers (the health check).
+    pub async fn ping_database(&self) -> Result<(), Error> {
+        Ok(self.inner.db.ping().await?)
+    }
+
+    /// Applies pending migrations without starting an engine; returns the database shown
+    /// with any password hidden.
+    pub async fn migrate(settings: &Settings) -> anyhow::Result<String> {
+        let db = Db::connect(&settings.database_url).await?;
+        db.migrate().await?;
+        Ok(db.display_url())
     }
     pub fn settings(&self) -> &Settings {
         &self.inner.settings

@@ -148,7 +148,7 @@ impl Engine {
             .clear();
     }
 
-    pub(crate) fn forget_subscription(&self, user: &str) {
+    fn forget_subscription(&self, user: &str) {
         self.inner
             .subscriptions
             .write()

@@ -92,7 +92,7 @@ fn where_clause(filters: &[String]) -> String {
 }
 
 #[tracing::instrument(level = "debug", skip(pool, binds))]
-pub async fn list_users(
+async fn list_users(
     pool: &AnyPool,
     kind: Kind,
     filters: &[String],
@@ -113,7 +113,7 @@ pub async fn list_users(
 
 /// Matching users, counted up to `cap`.
 #[tracing::instrument(level = "debug", skip(pool, binds))]
-pub async fn count_users(
+async fn count_users(
     pool: &AnyPool,
     filters: &[String],
     binds: &[Bind],
@@ -136,6 +136,150 @@ pub async fn count_users(
         .fetch_one(pool)
         .await?;
     Ok(n)
+}
+
+/// How a user search is ordered; its keyset cursor follows the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserOrder {
+    CreatedDesc,
+    CreatedAsc,
+    EmailAsc,
+}
+
+/// Where a page starts: after the user with this sort key (`created_at` ms or email) and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    Created(i64, String),
+    Email(String, String),
+}
+
+/// How the email is matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailMatch {
+    /// By range on the email index: `ada@` matches `ada@…`.
+    Prefix(String),
+    /// Any part of the email, through the trigram index (3 characters or more).
+    Substring(String),
+}
+
+/// A user search, as the service checked it. Every filter is optional; values are bound,
+/// never written into the SQL text.
+#[derive(Debug, Clone, Default)]
+pub struct UserSearch {
+    pub email: Option<EmailMatch>,
+    /// Subscriptions on any of these plan versions.
+    pub plan_versions: Option<Vec<String>>,
+    pub status: Option<String>,
+    pub role: Option<String>,
+    pub created_after: Option<i64>,
+    pub created_before: Option<i64>,
+}
+
+/// Conditions and bound values, numbered `$1…` in order.
+#[derive(Default)]
+struct Conditions {
+    filters: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Conditions {
+    fn param(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+
+    fn of(kind: Kind, s: &UserSearch) -> Conditions {
+        let mut c = Conditions::default();
+        match &s.email {
+            Some(EmailMatch::Prefix(text)) => {
+                let lo = c.param(Bind::Text(text.clone()));
+                let hi = c.param(Bind::Text(format!("{text}\u{10FFFF}")));
+                c.filters
+                    .push(format!("(u.email >= {lo} AND u.email < {hi})"));
+            }
+            Some(EmailMatch::Substring(text)) => {
+                let p = c.param(Bind::Text(substring_pattern(kind, text)));
+                c.filters.push(substring_filter(kind, &p));
+            }
+            None => {}
+        }
+        if let Some(versions) = &s.plan_versions {
+            // By version ids, so that the subscriptions index answers it.
+            let ps: Vec<String> = versions
+                .iter()
+                .map(|v| c.param(Bind::Text(v.clone())))
+                .collect();
+            c.filters
+                .push(format!("s.plan_version_id IN ({})", ps.join(", ")));
+        }
+        if let Some(status) = &s.status {
+            let p = c.param(Bind::Text(status.clone()));
+            c.filters.push(format!("u.status = {p}"));
+        }
+        if let Some(role) = &s.role {
+            let p = c.param(Bind::Text(role.clone()));
+            c.filters.push(format!("u.role = {p}"));
+        }
+        if let Some(t) = s.created_after {
+            let p = c.param(Bind::Int(t));
+            c.filters.push(format!("u.created_at >= {p}"));
+        }
+        if let Some(t) = s.created_before {
+            let p = c.param(Bind::Int(t));
+            c.filters.push(format!("u.created_at < {p}"));
+        }
+        c
+    }
+
+    fn after(&mut self, after: &After, order: UserOrder) {
+        let cond = match after {
+            After::Created(key, id) => {
+                let idp = self.param(Bind::Text(id.clone()));
+                let kp = self.param(Bind::Int(*key));
+                let op = if order == UserOrder::CreatedDesc {
+                    "<"
+                } else {
+                    ">"
+                };
+                format!("(u.created_at {op} {kp} OR (u.created_at = {kp} AND u.id {op} {idp}))")
+            }
+            After::Email(key, id) => {
+                let idp = self.param(Bind::Text(id.clone()));
+                let kp = self.param(Bind::Text(key.clone()));
+                format!("(u.email > {kp} OR (u.email = {kp} AND u.id > {idp}))")
+            }
+        };
+        self.filters.push(cond);
+    }
+}
+
+/// One page of a user search (up to `limit` rows after `after`), and how many users match
+/// in all, counted up to `count_cap`.
+pub async fn search_users(
+    pool: &AnyPool,
+    kind: Kind,
+    search: &UserSearch,
+    order: UserOrder,
+    after: Option<&After>,
+    limit: i64,
+    count_cap: i64,
+) -> Result<(Vec<ListedUser>, i64), sqlx::Error> {
+    let matching = Conditions::of(kind, search);
+    let mut page = Conditions {
+        filters: matching.filters.clone(),
+        binds: matching.binds.clone(),
+    };
+    if let Some(a) = after {
+        page.after(a, order);
+    }
+    let order_by = match order {
+        UserOrder::CreatedDesc => "u.created_at DESC, u.id DESC",
+        UserOrder::CreatedAsc => "u.created_at ASC, u.id ASC",
+        UserOrder::EmailAsc => "u.email ASC, u.id ASC",
+    };
+    let rows = list_users(pool, kind, &page.filters, &page.binds, order_by, limit).await?;
+    let total = count_users(pool, &matching.filters, &matching.binds, count_cap).await?;
+    Ok((rows, total))
 }
 
 pub async fn users_by_status(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {

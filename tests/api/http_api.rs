@@ -820,8 +820,10 @@ async fn malformed_requests_get_the_error_shape_never_a_500(backend: Backend) {
 
 on_both!(login_is_rate_limited_per_client_ip_behind_trusted_proxies_only);
 async fn login_is_rate_limited_per_client_ip_behind_trusted_proxies_only(backend: Backend) {
-    let Some(app) =
-        TestApp::spawn_with(backend, |s| s.trusted_proxies = "127.0.0.1/32".into()).await
+    let Some(app) = TestApp::spawn_with(backend, |s| {
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]
+    })
+    .await
     else {
         return;
     };

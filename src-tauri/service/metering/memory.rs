@@ -1,0 +1,411 @@
+//! The memory strategy: counters and balances held in this process, loaded on first use, and
+//! written by one group-commit task before each request is answered.
+
+use super::{credit_answer, limit_answer, new_event_id, refusal, replay, stored_credits};
+use super::{Consumption, MeterRequest, CREDIT_PERIOD};
+use crate::domain::UserId;
+use crate::error::{Error, Result};
+use crate::plans::rules::{self, Credits, Rule};
+use crate::service::subscriptions::Resolved;
+use crate::service::Engine;
+use crate::store::{ms, usage};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+type CounterKey = (String, String, i64);
+type CreditKey = (String, String);
+
+#[derive(Default)]
+pub(crate) struct MemoryState {
+    pub(super) counters: HashMap<CounterKey, i64>,
+    pub(super) credits: HashMap<CreditKey, Credits>,
+    pub(super) answers: HashMap<(String, String), Consumption>,
+}
+
+/// One write the group-commit task applies. All are deltas or inserts, so batches commute
+/// with direct writes such as releases.
+#[derive(Debug)]
+enum Write {
+    Event(OwnedEvent),
+    CounterDelta {
+        user: String,
+        metric: String,
+        start: i64,
+        end: i64,
+        delta: i64,
+    },
+    CreditDelta {
+        user: String,
+        metric: String,
+        delta: i64,
+        granted_for: i64,
+    },
+}
+
+#[derive(Debug)]
+struct OwnedEvent {
+    id: String,
+    user: String,
+    metric: String,
+    kind: &'static str,
+    amount: i64,
+    at: i64,
+    period_start: i64,
+    request_id: Option<String>,
+    idempotency_key: Option<String>,
+    answer: Option<String>,
+}
+
+impl OwnedEvent {
+    fn as_new(&self) -> usage::NewEvent<'_> {
+        usage::NewEvent {
+            id: &self.id,
+            user_id: &self.user,
+            metric: &self.metric,
+            kind: self.kind,
+            amount: self.amount,
+            at: self.at,
+            period_start: self.period_start,
+            request_id: self.request_id.as_deref(),
+            idempotency_key: self.idempotency_key.as_deref(),
+            answer: self.answer.as_deref(),
+        }
+    }
+}
+
+struct Batch {
+    writes: Vec<Write>,
+    ack: Option<oneshot::Sender<std::result::Result<(), String>>>,
+}
+
+pub(crate) struct MemoryMeter {
+    state: Mutex<MemoryState>,
+    queue: mpsc::UnboundedSender<Batch>,
+}
+
+impl MemoryMeter {
+    pub(crate) fn start(db: crate::store::Db) -> MemoryMeter {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(group_commit(db, rx));
+        MemoryMeter {
+            state: Mutex::new(MemoryState::default()),
+            queue: tx,
+        }
+    }
+
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        self.state.lock().expect("meter state lock")
+    }
+}
+
+const MAX_BATCH: usize = 1024;
+
+async fn group_commit(db: crate::store::Db, mut rx: mpsc::UnboundedReceiver<Batch>) {
+    while let Some(first) = rx.recv().await {
+        let mut batches = vec![first];
+        while batches.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(b) => batches.push(b),
+                Err(_) => break,
+            }
+        }
+        let result = commit_batches(&db, &batches)
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, n = batches.len(), "could not commit usage; the requests are answered with an error");
+        }
+        for b in batches {
+            if let Some(ack) = b.ack {
+                let _ = ack.send(result.clone());
+            }
+        }
+    }
+}
+
+async fn commit_batches(
+    db: &crate::store::Db,
+    batches: &[Batch],
+) -> std::result::Result<(), sqlx::Error> {
+    // One multi-row insert for the events, one upsert per counter and per balance touched.
+    let mut events = Vec::new();
+    let mut counters: HashMap<(&str, &str, i64, i64), i64> = HashMap::new();
+    let mut credits: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
+    for w in batches.iter().flat_map(|b| &b.writes) {
+        match w {
+            Write::Event(e) => events.push(e.as_new()),
+            Write::CounterDelta {
+                user,
+                metric,
+                start,
+                end,
+                delta,
+            } => {
+                *counters.entry((user, metric, *start, *end)).or_default() += delta;
+            }
+            Write::CreditDelta {
+                user,
+                metric,
+                delta,
+                granted_for,
+            } => {
+                let slot = credits.entry((user, metric)).or_insert((0, i64::MIN));
+                slot.0 += delta;
+                slot.1 = slot.1.max(*granted_for);
+            }
+        }
+    }
+    let mut tx = db.begin().await?;
+    usage::insert_events_batch(&mut tx, &events).await?;
+    for ((user, metric, start, end), delta) in counters {
+        usage::add_within(&mut tx, user, metric, start, end, delta, None).await?;
+    }
+    for ((user, metric), (delta, granted_for)) in credits {
+        // A CHECK constraint is evaluated on the row an upsert would insert, so only a net
+        // grant may create a balance; a net spend updates the existing one.
+        if delta >= 0 {
+            usage::add_credits_upsert(&mut tx, user, metric, delta, granted_for).await?;
+        } else {
+            if usage::add_credits(&mut tx, user, metric, delta)
+                .await?
+                .is_none()
+            {
+                return Err(sqlx::Error::Protocol(format!(
+                    "credit balance of {user}/{metric} would go below zero"
+                )));
+            }
+            usage::advance_granted_for(&mut tx, user, metric, granted_for).await?;
+        }
+    }
+    tx.commit().await
+}
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn consume_in_memory(
+        &self,
+        m: &MemoryMeter,
+        user: &UserId,
+        r: &Resolved,
+        rule: Rule,
+        req: &MeterRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Consumption> {
+        let uid = user.as_str();
+        let idem = req.idempotency_key.map(|k| (uid.to_owned(), k.to_owned()));
+        if let Some(key) = &idem {
+            if let Some(a) = m.lock().answers.get(key) {
+                return Ok(Consumption {
+                    replayed: true,
+                    ..a.clone()
+                });
+            }
+            if let Some(ev) = usage::event_by_key(self.db().read(), uid, &key.1).await? {
+                return replay(ev.answer.as_deref().unwrap_or("{}"));
+            }
+        }
+        // Load the counter or balance on first use, outside the lock.
+        match rule {
+            Rule::Limit { window, .. } => {
+                let key = (uid.to_owned(), req.metric.to_owned(), ms(window.start));
+                if !m.lock().counters.contains_key(&key) {
+                    let used = usage::counter(self.db().read(), uid, req.metric, ms(window.start))
+                        .await?
+                        .unwrap_or(0);
+                    m.lock().counters.entry(key).or_insert(used);
+                }
+            }
+            Rule::Credits { .. } => {
+                let key = (uid.to_owned(), req.metric.to_owned());
+                if !m.lock().credits.contains_key(&key) {
+                    let row = usage::credits(self.db().read(), uid, req.metric).await?;
+                    let v = row.map(stored_credits).unwrap_or(Credits::EMPTY);
+                    m.lock().credits.entry(key).or_insert(v);
+                }
+            }
+        }
+        let event_id = new_event_id();
+        let at_ms = ms(now);
+        let mut writes = Vec::new();
+        let event = |kind: &'static str,
+                     amount: i64,
+                     period_start: i64,
+                     answer: Option<String>,
+                     id: String| {
+            Write::Event(OwnedEvent {
+                id,
+                user: uid.to_owned(),
+                metric: req.metric.to_owned(),
+                kind,
+                amount,
+                at: at_ms,
+                period_start,
+                request_id: req.request_id.map(str::to_owned),
+                idempotency_key: if kind == "consume" {
+                    req.idempotency_key.map(str::to_owned)
+                } else {
+                    None
+                },
+                answer,
+            })
+        };
+        let answer = {
+            let mut st = m.lock();
+            if let Some(key) = &idem {
+                if let Some(a) = st.answers.get(key) {
+                    return Ok(Consumption {
+                        replayed: true,
+                        ..a.clone()
+                    });
+                }
+            }
+            match rule {
+                Rule::Limit { limit, window } => {
+                    let key = (uid.to_owned(), req.metric.to_owned(), ms(window.start));
+                    let used = st.counters.get(&key).copied().unwrap_or(0);
+                    let used = rules::consume_within(limit, used, req.amount)
+                        .map_err(|d| refusal(r, req.metric, req.amount, window, d))?;
+                    st.counters.insert(key, used);
+                    let answer = limit_answer(
+                        event_id.clone(),
+                        req.metric,
+                        req.amount,
+                        used,
+                        limit,
+                        window,
+                    );
+                    let json = serde_json::to_string(&answer).ok();
+                    writes.push(event(
+                        "consume",
+                        req.amount,
+                        ms(window.start),
+                        json,
+                        event_id.clone(),
+                    ));
+                    writes.push(Write::CounterDelta {
+                        user: uid.to_owned(),
+                        metric: req.metric.to_owned(),
+                        start: ms(window.start),
+                        end: ms(window.end),
+                        delta: req.amount,
+                    });
+                    answer
+                }
+                Rule::Credits {
+                    allowance,
+                    rollover,
+                    window,
+                } => {
+                    let key = (uid.to_owned(), req.metric.to_owned());
+                    let before = st.credits.get(&key).copied().unwrap_or(Credits::EMPTY);
+                    let renewal = rules::renew_credits(before, allowance, rollover, window);
+                    let renewed = renewal.credits;
+                    let granted_for = renewed.granted_for;
+                    for (kind, amount) in &renewal.events {
+                        writes.push(event(kind, *amount, CREDIT_PERIOD, None, new_event_id()));
+                    }
+                    if renewal.is_due(before) {
+                        writes.push(Write::CreditDelta {
+                            user: uid.to_owned(),
+                            metric: req.metric.to_owned(),
+                            delta: renewed.balance - before.balance,
+                            granted_for,
+                        });
+                    }
+                    st.credits.insert(key.clone(), renewed);
+                    let balance = match rules::spend_credits(renewed.balance, req.amount) {
+                        Ok(balance) => balance,
+                        Err(denial) => {
+                            // The renewal is real even when the consumption is refused.
+                            if !writes.is_empty() {
+                                let _ = m.queue.send(Batch { writes, ack: None });
+                            }
+                            return Err(refusal(r, req.metric, req.amount, window, denial));
+                        }
+                    };
+                    st.credits.insert(
+                        key,
+                        Credits {
+                            balance,
+                            granted_for,
+                        },
+                    );
+                    let answer = credit_answer(
+                        event_id.clone(),
+                        req.metric,
+                        req.amount,
+                        balance,
+                        allowance,
+                        window,
+                    );
+                    let json = serde_json::to_string(&answer).ok();
+                    writes.push(event(
+                        "consume",
+                        req.amount,
+                        CREDIT_PERIOD,
+                        json,
+                        event_id.clone(),
+                    ));
+                    writes.push(Write::CreditDelta {
+                        user: uid.to_owned(),
+                        metric: req.metric.to_owned(),
+                        delta: -req.amount,
+                        granted_for,
+                    });
+                    answer
+                }
+            }
+        };
+        if let Some(key) = &idem {
+            m.lock().answers.insert(key.clone(), answer.clone());
+        }
+        let (ack, done) = oneshot::channel();
+        let sent = m.queue.send(Batch {
+            writes,
+            ack: Some(ack),
+        });
+        let committed = match sent {
+            Ok(()) => done
+                .await
+                .unwrap_or_else(|_| Err("the usage writer stopped".into())),
+            Err(_) => Err("the usage writer stopped".into()),
+        };
+        if let Err(e) = committed {
+            // The database did not take it: forget the in-memory state so that the next
+            // request reloads what was really committed.
+            let mut st = m.lock();
+            if let Some(key) = &idem {
+                st.answers.remove(key);
+            }
+            match rule {
+                Rule::Limit { window, .. } => {
+                    st.counters
+                        .remove(&(uid.to_owned(), req.metric.to_owned(), ms(window.start)));
+                }
+                Rule::Credits { .. } => {
+                    st.credits.remove(&(uid.to_owned(), req.metric.to_owned()));
+                }
+            }
+            return Err(Error::Internal(anyhow::anyhow!(
+                "recording usage failed: {e}"
+            )));
+        }
+        Ok(answer)
+    }
+
+    pub(crate) fn forget_credits(&self, user: &str) {
+        if let Some(m) = &self.inner.memory {
+            m.lock().credits.retain(|(u, _), _| u != user);
+        }
+    }
+
+    pub(crate) fn forget_counters(&self, user: &str) {
+        if let Some(m) = &self.inner.memory {
+            let mut st = m.lock();
+            st.counters.retain(|(u, _, _), _| u != user);
+            st.credits.retain(|(u, _), _| u != user);
+        }
+    }
+}
