@@ -758,3 +758,24 @@ async fn search_pages_and_stats(backend: Backend) {
     assert_eq!(signups, 121);
     assert!(!stats["active_users_per_day"].as_array().unwrap().is_empty());
 }
+
+// A malformed user id in the path is refused by the extractor, in the error shape, before the
+// handler runs: finance, whom the handler would refuse (403) for delete and suspend, gets it.
+on_both!(a_malformed_user_id_in_the_path_is_a_422_before_the_handler);
+async fn a_malformed_user_id_in_the_path_is_a_422_before_the_handler(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let finance = staff_token(&app, "finance@example.com", Role::Finance).await;
+    for (method, path) in [
+        (Method::GET, "/v1/admin/users/key_0Fz3kQ9dY2mXb8Lr4TqW1a"),
+        (Method::DELETE, "/v1/admin/users/not-an-id?reason=x"),
+        (Method::POST, "/v1/admin/users/usr_a-b/suspend"),
+    ] {
+        let (s, v) = call(&app, method, path, &finance, Some(json!({"reason": "x"}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "validation_failed", "{path}");
+        assert_eq!(v["error"]["fields"][0]["code"], "invalid_id", "{path}");
+        assert!(v["error"]["request_id"].is_string(), "{path}");
+    }
+}
