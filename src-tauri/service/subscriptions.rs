@@ -115,10 +115,7 @@ impl Engine {
         let now = self.now();
         let end = periods::add_intervals(now, plan.plan.price.interval, 1);
         let row = SubscriptionRow {
-            id: format!(
-                "sub_{}",
-                crate::domain::ids::base62_u128(uuid::Uuid::now_v7().as_u128())
-            ),
+            id: crate::domain::ids::SubscriptionId::new().into(),
             user_id: user.to_string(),
             plan_version_id: plan.id.clone(),
             status: Status::Active.as_str().into(),
