@@ -118,8 +118,22 @@ pub enum Error {
     UnknownPlan(String),
     #[error("the plan file has {} problem(s)", .0.len())]
     InvalidCatalog(Vec<crate::plans::Problem>),
-    #[error("{0}")]
-    Conflict(String),
+    #[error("you already have a subscription: change plans in the billing portal")]
+    AlreadySubscribed,
+    #[error("this database already has staff: sign in instead")]
+    StaffExists,
+    #[error("this database already has customers: demo data goes into an empty one")]
+    DatabaseNotEmpty,
+    #[error("another catalog was applied at the same time; check and apply again")]
+    CatalogChangedConcurrently,
+    #[error("the idempotency key is in use by a request still running")]
+    IdempotencyKeyInUse,
+    #[error("this consumption was already released")]
+    AlreadyReleased,
+    #[error("a deleted account cannot be reactivated")]
+    DeletedAccountCannotBeReactivated,
+    #[error("the account is {0}")]
+    AccountNotActive(String),
     #[error("the server is misconfigured: {0}")]
     Config(String),
     #[error("billing is not set up on this server (no Stripe key or webhook secret)")]
@@ -147,88 +161,77 @@ pub enum Error {
     Internal(#[from] anyhow::Error),
 }
 
-impl Error {
-    /// Every code any variant can produce; a test keeps them unique.
-    pub const CODES: &'static [&'static str] = &[
-        "validation_failed",
-        "email_taken",
-        "invalid_credentials",
-        "account_suspended",
-        "account_deleted",
-        "missing_credentials",
-        "invalid_token",
-        "token_expired",
-        "invalid_refresh_token",
-        "refresh_token_expired",
-        "refresh_token_reused",
-        "session_revoked",
-        "invalid_api_key",
-        "api_key_expired",
-        "api_key_revoked",
-        "insufficient_scope",
-        "wrong_password",
-        "not_found",
-        "forbidden",
-        "quota_exceeded",
-        "insufficient_credits",
-        "feature_not_in_plan",
-        "rate_limited",
-        "unknown_metric",
-        "unknown_plan",
-        "invalid_catalog",
-        "conflict",
-        "misconfigured",
-        "stripe_not_configured",
-        "stripe_unavailable",
-        "stripe_error",
-        "no_billing_account",
-        "invalid_signature",
-        "invalid_stripe_event",
-        "plan_is_free",
-        "plan_has_no_price",
-        "internal",
-    ];
+/// Declares each variant's stable code, one line a variant. The match in `code()` is
+/// exhaustive, so a new variant does not compile until it has a line here, and `VARIANTS`
+/// (which the uniqueness and documentation tests read) is generated from the same lines.
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal,)*) => {
+        impl Error {
+            /// Every variant's name and code, in the order declared.
+            pub const VARIANTS: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($variant), $code)),*];
 
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::Validation(_) => "validation_failed",
-            Error::EmailTaken => "email_taken",
-            Error::InvalidCredentials => "invalid_credentials",
-            Error::AccountSuspended => "account_suspended",
-            Error::AccountDeleted => "account_deleted",
-            Error::MissingCredentials => "missing_credentials",
-            Error::InvalidToken => "invalid_token",
-            Error::TokenExpired => "token_expired",
-            Error::InvalidRefreshToken => "invalid_refresh_token",
-            Error::RefreshTokenExpired => "refresh_token_expired",
-            Error::RefreshTokenReused => "refresh_token_reused",
-            Error::SessionRevoked => "session_revoked",
-            Error::InvalidApiKey => "invalid_api_key",
-            Error::ApiKeyExpired => "api_key_expired",
-            Error::ApiKeyRevoked => "api_key_revoked",
-            Error::InsufficientScope(_) => "insufficient_scope",
-            Error::WrongPassword => "wrong_password",
-            Error::NotFound(_) => "not_found",
-            Error::Forbidden => "forbidden",
-            Error::QuotaExceeded(_) => "quota_exceeded",
-            Error::InsufficientCredits(_) => "insufficient_credits",
-            Error::FeatureNotInPlan(_) => "feature_not_in_plan",
-            Error::RateLimited(_) => "rate_limited",
-            Error::UnknownMetric(_) => "unknown_metric",
-            Error::UnknownPlan(_) => "unknown_plan",
-            Error::InvalidCatalog(_) => "invalid_catalog",
-            Error::Conflict(_) => "conflict",
-            Error::Config(_) => "misconfigured",
-            Error::StripeNotConfigured => "stripe_not_configured",
-            Error::StripeUnavailable(_) => "stripe_unavailable",
-            Error::StripeError { .. } => "stripe_error",
-            Error::NoBillingAccount => "no_billing_account",
-            Error::InvalidSignature(_) => "invalid_signature",
-            Error::InvalidStripeEvent(_) => "invalid_stripe_event",
-            Error::PlanIsFree(_) => "plan_is_free",
-            Error::PlanHasNoPrice(_) => "plan_has_no_price",
-            Error::Internal(_) => "internal",
+            /// The stable code clients switch on (HTTP `error.code`, CLI, desktop console).
+            pub fn code(&self) -> &'static str {
+                match self {
+                    $(Error::$variant { .. } => $code,)*
+                }
+            }
         }
+    };
+}
+
+error_codes! {
+    Validation => "validation_failed",
+    EmailTaken => "email_taken",
+    InvalidCredentials => "invalid_credentials",
+    AccountSuspended => "account_suspended",
+    AccountDeleted => "account_deleted",
+    MissingCredentials => "missing_credentials",
+    InvalidToken => "invalid_token",
+    TokenExpired => "token_expired",
+    InvalidRefreshToken => "invalid_refresh_token",
+    RefreshTokenExpired => "refresh_token_expired",
+    RefreshTokenReused => "refresh_token_reused",
+    SessionRevoked => "session_revoked",
+    InvalidApiKey => "invalid_api_key",
+    ApiKeyExpired => "api_key_expired",
+    ApiKeyRevoked => "api_key_revoked",
+    InsufficientScope => "insufficient_scope",
+    WrongPassword => "wrong_password",
+    NotFound => "not_found",
+    Forbidden => "forbidden",
+    QuotaExceeded => "quota_exceeded",
+    InsufficientCredits => "insufficient_credits",
+    FeatureNotInPlan => "feature_not_in_plan",
+    RateLimited => "rate_limited",
+    UnknownMetric => "unknown_metric",
+    UnknownPlan => "unknown_plan",
+    InvalidCatalog => "invalid_catalog",
+    AlreadySubscribed => "already_subscribed",
+    StaffExists => "staff_exists",
+    DatabaseNotEmpty => "database_not_empty",
+    CatalogChangedConcurrently => "catalog_changed_concurrently",
+    IdempotencyKeyInUse => "idempotency_key_in_use",
+    AlreadyReleased => "already_released",
+    DeletedAccountCannotBeReactivated => "deleted_account_cannot_be_reactivated",
+    AccountNotActive => "account_not_active",
+    Config => "misconfigured",
+    StripeNotConfigured => "stripe_not_configured",
+    StripeUnavailable => "stripe_unavailable",
+    StripeError => "stripe_error",
+    NoBillingAccount => "no_billing_account",
+    InvalidSignature => "invalid_signature",
+    InvalidStripeEvent => "invalid_stripe_event",
+    PlanIsFree => "plan_is_free",
+    PlanHasNoPrice => "plan_has_no_price",
+    Internal => "internal",
+}
+
+impl Error {
+    /// Every code a variant can produce.
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        Self::VARIANTS.iter().map(|(_, code)| *code)
     }
 
     pub fn validation(field: &str, code: &str, message: &str) -> Self {
@@ -259,8 +262,33 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn error_codes_are_unique() {
-        let set: HashSet<_> = Error::CODES.iter().collect();
-        assert_eq!(set.len(), Error::CODES.len());
+    fn every_variant_has_its_own_code() {
+        let names: HashSet<_> = Error::VARIANTS.iter().map(|(n, _)| n).collect();
+        let codes: HashSet<_> = Error::codes().collect();
+        assert_eq!(names.len(), Error::VARIANTS.len(), "a variant listed twice");
+        assert_eq!(
+            codes.len(),
+            Error::VARIANTS.len(),
+            "two variants share a code"
+        );
+        assert!(Error::codes()
+            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+    }
+
+    #[test]
+    fn code_answers_the_declared_code() {
+        assert_eq!(Error::AlreadyReleased.code(), "already_released");
+        assert_eq!(Error::NotFound("user").code(), "not_found");
+        let stripe = Error::StripeError {
+            status: 402,
+            code: Some("card_declined".into()),
+            kind: None,
+            message: "declined".into(),
+        };
+        assert_eq!(
+            stripe.code(),
+            "stripe_error",
+            "Stripe's code is a detail, not ours"
+        );
     }
 }

@@ -93,10 +93,7 @@ impl Console {
             .into());
         }
         if engine.has_customers().await? {
-            return Err(crate::Error::Conflict(
-                "this database already has customers: demo data goes into an empty one".into(),
-            )
-            .into());
+            return Err(crate::Error::DatabaseNotEmpty.into());
         }
         let events = u64::from(users) * 2;
         let report = |stage: &str, done: u64, total: u64| {

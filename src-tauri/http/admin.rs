@@ -5,7 +5,7 @@ use super::auth::Caller;
 use super::client_ip::ClientIp;
 use super::docs::ErrorBody;
 use super::error::ApiError;
-use super::json::{ApiJson, ApiJsonOrEmpty};
+use super::json::{ApiJson, ApiJsonOrEmpty, PathId};
 use super::AppState;
 use crate::domain::{KeyId, Role, Scope, SessionId, User, UserId};
 use crate::service::admin::{
@@ -53,10 +53,6 @@ pub(super) fn actor(
     Ok(state.engine.actor(p, &ip.0.to_string())?)
 }
 
-fn user_id(id: &str) -> Result<UserId, ApiError> {
-    Ok(UserId::parse(id)?)
-}
-
 #[derive(Deserialize, ToSchema, Default)]
 pub struct Reason {
     /// Why: kept in the audit log (required for suspend, delete, plan override, credit grant,
@@ -92,12 +88,10 @@ async fn user_detail(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
 ) -> Result<Json<UserDetail>, ApiError> {
     let a = actor(&state, &caller, ip, false)?;
-    Ok(Json(
-        state.engine.admin_user_detail(&a, &user_id(&id)?).await?,
-    ))
+    Ok(Json(state.engine.admin_user_detail(&a, &id).await?))
 }
 
 /// Soft-delete a user (reason required, as `?reason=`).
@@ -107,13 +101,13 @@ async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     Query(q): Query<ReasonQuery>,
 ) -> Result<StatusCode, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
     state
         .engine
-        .admin_delete_user(&a, &user_id(&id)?, q.reason.as_deref())
+        .admin_delete_user(&a, &id, q.reason.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -125,14 +119,14 @@ async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     ApiJsonOrEmpty(b): ApiJsonOrEmpty<Reason>,
 ) -> Result<Json<User>, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
     Ok(Json(
         state
             .engine
-            .admin_suspend(&a, &user_id(&id)?, b.reason.as_deref())
+            .admin_suspend(&a, &id, b.reason.as_deref())
             .await?,
     ))
 }
@@ -143,14 +137,14 @@ async fn reactivate(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     ApiJsonOrEmpty(b): ApiJsonOrEmpty<Reason>,
 ) -> Result<Json<User>, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
     Ok(Json(
         state
             .engine
-            .admin_reactivate(&a, &user_id(&id)?, b.reason.as_deref())
+            .admin_reactivate(&a, &id, b.reason.as_deref())
             .await?,
     ))
 }
@@ -170,7 +164,7 @@ async fn change_plan(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     ApiJson(b): ApiJson<PlanChange>,
 ) -> Result<Json<SubscriptionView>, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
@@ -178,7 +172,7 @@ async fn change_plan(
     Ok(Json(
         state
             .engine
-            .admin_change_plan(&a, &user_id(&id)?, &b.plan, when, b.reason.as_deref())
+            .admin_change_plan(&a, &id, &b.plan, when, b.reason.as_deref())
             .await?,
     ))
 }
@@ -204,13 +198,13 @@ async fn grant_credits(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     ApiJson(b): ApiJson<CreditGrant>,
 ) -> Result<Json<Balance>, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
     let balance = state
         .engine
-        .admin_grant_credits(&a, &user_id(&id)?, &b.metric, b.amount, b.reason.as_deref())
+        .admin_grant_credits(&a, &id, &b.metric, b.amount, b.reason.as_deref())
         .await?;
     Ok(Json(Balance {
         metric: b.metric,
@@ -237,13 +231,13 @@ async fn reset_usage(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     ApiJson(b): ApiJson<UsageReset>,
 ) -> Result<Json<Done>, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
     let n = state
         .engine
-        .admin_reset_usage(&a, &user_id(&id)?, &b.metric, b.reason.as_deref())
+        .admin_reset_usage(&a, &id, &b.metric, b.reason.as_deref())
         .await?;
     Ok(Json(Done { affected: n }))
 }
@@ -255,13 +249,13 @@ async fn clear_limits(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     ApiJsonOrEmpty(b): ApiJsonOrEmpty<Reason>,
 ) -> Result<Json<Done>, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
     let n = state
         .engine
-        .admin_clear_limits(&a, &user_id(&id)?, b.reason.as_deref())
+        .admin_clear_limits(&a, &id, b.reason.as_deref())
         .await?;
     Ok(Json(Done { affected: n as i64 }))
 }
@@ -280,14 +274,14 @@ async fn revoke_sessions(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     ApiJsonOrEmpty(b): ApiJsonOrEmpty<SessionRevoke>,
 ) -> Result<Json<Done>, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
     let session = b.session_id.as_deref().map(SessionId::parse).transpose()?;
     let n = state
         .engine
-        .admin_revoke_sessions(&a, &user_id(&id)?, session.as_ref(), b.reason.as_deref())
+        .admin_revoke_sessions(&a, &id, session.as_ref(), b.reason.as_deref())
         .await?;
     Ok(Json(Done { affected: n as i64 }))
 }
@@ -306,14 +300,14 @@ async fn revoke_keys(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     ApiJsonOrEmpty(b): ApiJsonOrEmpty<KeyRevoke>,
 ) -> Result<Json<Done>, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
     let key = b.key_id.as_deref().map(KeyId::parse).transpose()?;
     let n = state
         .engine
-        .admin_revoke_keys(&a, &user_id(&id)?, key.as_ref(), b.reason.as_deref())
+        .admin_revoke_keys(&a, &id, key.as_ref(), b.reason.as_deref())
         .await?;
     Ok(Json(Done { affected: n as i64 }))
 }
@@ -325,14 +319,14 @@ async fn impersonate(
     State(state): State<AppState>,
     caller: Caller,
     ip: ClientIp,
-    Path(id): Path<String>,
+    PathId(id): PathId<UserId>,
     ApiJsonOrEmpty(b): ApiJsonOrEmpty<Reason>,
 ) -> Result<Json<Impersonation>, ApiError> {
     let a = actor(&state, &caller, ip, true)?;
     Ok(Json(
         state
             .engine
-            .admin_impersonate(&a, &user_id(&id)?, b.reason.as_deref())
+            .admin_impersonate(&a, &id, b.reason.as_deref())
             .await?,
     ))
 }

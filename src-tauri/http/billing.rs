@@ -103,12 +103,10 @@ async fn stripe_webhook(
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
-    let received = state
-        .engine
-        .receive_stripe_webhook(signature, &body)
-        .await?;
-    if !received.duplicate {
-        state.engine.spawn_apply_stripe_event(received.id.clone());
-    }
-    Ok(Json(received))
+    Ok(Json(
+        state
+            .engine
+            .receive_stripe_webhook(signature, &body)
+            .await?,
+    ))
 }

@@ -43,6 +43,7 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, documented code to switch on.
+    #[schema(schema_with = super::error::error_code_schema)]
     code: String,
     message: String,
     /// Quote it to support: it explains the refusal.

@@ -23,6 +23,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An answer with `code`, which must be one of [`Error::codes`] or [`TRANSPORT_CODES`]
+    /// (tests check every answer's code against the document).
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -47,6 +49,36 @@ impl ApiError {
         self.payload.details.insert(key.to_owned(), value.into());
         self
     }
+}
+
+/// Codes the HTTP layer answers with on its own, before or around the engine (unknown route,
+/// unreadable body, timeout...). With [`Error::codes`] they make the closed set of codes the
+/// OpenAPI document lists.
+pub const TRANSPORT_CODES: &[&str] = &[
+    "route_not_found",
+    "method_not_allowed",
+    "body_too_large",
+    "timeout",
+    "unsupported_media_type",
+    "bad_request",
+    "invalid_json",
+    "request_failed",
+];
+
+/// Every `error.code` an answer can carry, in the OpenAPI document's error schema.
+pub fn error_code_schema() -> utoipa::openapi::schema::Object {
+    let mut codes: Vec<&str> = Error::codes().collect();
+    codes.extend(
+        TRANSPORT_CODES
+            .iter()
+            .filter(|c| !codes.contains(c))
+            .collect::<Vec<_>>(),
+    );
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some("Stable, documented code to switch on."))
+        .enum_values(Some(codes))
+        .build()
 }
 
 pub fn status_of(e: &Error) -> StatusCode {
@@ -75,7 +107,14 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::UnknownMetric(_) | Error::UnknownPlan(_) | Error::InvalidCatalog(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::AlreadySubscribed
+        | Error::StaffExists
+        | Error::DatabaseNotEmpty
+        | Error::CatalogChangedConcurrently
+        | Error::IdempotencyKeyInUse
+        | Error::AlreadyReleased
+        | Error::DeletedAccountCannotBeReactivated
+        | Error::AccountNotActive(_) => StatusCode::CONFLICT,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::StripeNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
@@ -123,16 +162,15 @@ impl From<Error> for ApiError {
                 err = err.with_details(d.as_ref());
             }
             Error::UnknownMetric(m) => err = err.with_detail("metric", m.as_str()),
+            Error::AccountNotActive(status) => err = err.with_detail("status", status.as_str()),
             Error::UnknownPlan(p) | Error::PlanIsFree(p) | Error::PlanHasNoPrice(p) => {
                 err = err.with_detail("plan", p.as_str())
             }
             Error::StripeError {
                 status, code, kind, ..
             } => {
-                // Clients see Stripe's own error code (`card_declined`, `resource_missing`).
-                if let Some(c) = code {
-                    err.payload.code = c.clone();
-                }
+                // Our code stays `stripe_error`; Stripe's own (`card_declined`,
+                // `resource_missing`) travels as a detail.
                 err = err
                     .with_detail("stripe_status", *status)
                     .with_detail("stripe_code", code.clone())
@@ -225,4 +263,51 @@ pub fn render(mut res: Response, request_id: &str) -> Response {
     );
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn documented_codes() -> Vec<String> {
+        let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+        let code = &doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"];
+        code["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("the error schema lists no codes: {code}"))
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_error_code_is_documented_in_the_openapi_error_schema() {
+        let documented = documented_codes();
+        for (variant, code) in Error::VARIANTS {
+            assert!(
+                documented.iter().any(|d| d == code),
+                "{variant}'s code `{code}` is not in the OpenAPI error schema"
+            );
+        }
+        for code in TRANSPORT_CODES {
+            assert!(documented.iter().any(|d| d == code), "{code}");
+        }
+        let mut unique = documented.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), documented.len(), "a code documented twice");
+    }
+
+    #[test]
+    fn a_stripe_refusal_keeps_our_code_and_carries_stripes() {
+        let e = ApiError::from(Error::StripeError {
+            status: 402,
+            code: Some("card_declined".into()),
+            kind: Some("card_error".into()),
+            message: "Your card was declined.".into(),
+        });
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(e.payload.code, "stripe_error");
+        assert_eq!(e.payload.details["stripe_code"], "card_declined");
+    }
 }

@@ -1,4 +1,4 @@
-//! A JSON body extractor whose every failure answers in the error shape.
+//! Extractors whose every failure answers in the error shape: a JSON body, a typed path id.
 
 use super::error::ApiError;
 use axum::extract::rejection::JsonRejection;
@@ -83,5 +83,30 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJsonOr
         ApiJson::<T>::from_request(req, state)
             .await
             .map(|ApiJson(v)| ApiJsonOrEmpty(v))
+    }
+}
+
+/// A typed id from the path (`/users/{id}` as a `UserId`): a malformed id is a 422 in the
+/// error shape (`invalid_id`) before any handler code runs.
+pub struct PathId<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for PathId<T>
+where
+    T: std::str::FromStr<Err = crate::Error> + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+                })?;
+        Ok(PathId(raw.parse()?))
     }
 }

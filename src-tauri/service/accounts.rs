@@ -362,7 +362,7 @@ impl Engine {
         }
         tx.commit().await?;
         self.forget_verified_keys();
-        self.forget_subscription(user.as_str());
+        self.subscription_changed(user.as_str());
         Ok(())
     }
 
@@ -430,9 +430,7 @@ impl Engine {
             full_name: None,
         })?;
         if self.has_staff().await? {
-            return Err(Error::Conflict(
-                "this database already has staff: sign in instead".into(),
-            ));
+            return Err(Error::StaffExists);
         }
         let hash = self.passwords().hash(&password).await?;
         let id = UserId::new();

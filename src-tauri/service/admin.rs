@@ -438,9 +438,7 @@ impl Engine {
         self.authorize(actor, Action::ReactivateUser)?;
         let current = self.user(id).await?;
         if current.status == UserStatus::Deleted {
-            return Err(Error::Conflict(
-                "a deleted account cannot be reactivated".into(),
-            ));
+            return Err(Error::DeletedAccountCannotBeReactivated);
         }
         let target = id.to_string();
         self.set_user_status_audited(
@@ -620,10 +618,7 @@ impl Engine {
         let reason = Self::require_reason(reason)?;
         let user = self.user(id).await?;
         if user.status != UserStatus::Active {
-            return Err(Error::Conflict(format!(
-                "the account is {}",
-                user.status.as_str()
-            )));
+            return Err(Error::AccountNotActive(user.status.as_str().to_owned()));
         }
         if user.role.is_staff() && actor.user.role != Role::Admin {
             return Err(Error::Forbidden);
@@ -689,7 +684,7 @@ impl Engine {
             )
             .await?;
         tx.commit().await?;
-        self.forget_subscription(id.as_str());
+        self.subscription_changed(id.as_str());
         Ok(())
     }
 

@@ -211,9 +211,7 @@ impl Engine {
         )
         .await
         .map_err(|e| match unique_violation(&e) {
-            Some(_) => Error::Conflict(
-                "another catalog was applied at the same time; check and apply again".into(),
-            ),
+            Some(_) => Error::CatalogChangedConcurrently,
             None => e.into(),
         })?;
         let mut new_versions = Vec::new();
@@ -223,10 +221,7 @@ impl Engine {
                 Some(row) if row.definition == plan_json => row.id,
                 prev => {
                     let n = prev.map(|r| r.version + 1).unwrap_or(1);
-                    let id = format!(
-                        "plv_{}",
-                        crate::domain::ids::base62_u128(uuid::Uuid::now_v7().as_u128())
-                    );
+                    let id = String::from(crate::domain::ids::PlanVersionId::new());
                     catalogs::insert_plan_version(&mut tx, &id, &plan.id, n, &plan_json, now)
                         .await?;
                     new_versions.push(format!("{}@{n}", plan.id));

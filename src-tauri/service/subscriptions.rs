@@ -96,6 +96,16 @@ impl Resolved {
     }
 }
 
+/// Whether a subscription's limits have lapsed to the default plan at `now_ms`: canceled and
+/// unpaid subscriptions at once, past-due ones when their grace period is over.
+pub fn lapsed(row: &SubscriptionRow, now_ms: i64) -> bool {
+    match Status::parse(&row.status).unwrap_or(Status::Active) {
+        Status::Active | Status::Trialing => false,
+        Status::PastDue => row.grace_until.is_none_or(|g| g <= now_ms),
+        Status::Canceled | Status::Unpaid => true,
+    }
+}
+
 impl Engine {
     /// The default subscription of a new account, written in the caller's transaction.
     pub(crate) async fn insert_default_subscription(
@@ -108,10 +118,7 @@ impl Engine {
         let now = self.now();
         let end = periods::add_intervals(now, plan.plan.price.interval, 1);
         let row = SubscriptionRow {
-            id: format!(
-                "sub_{}",
-                crate::domain::ids::base62_u128(uuid::Uuid::now_v7().as_u128())
-            ),
+            id: crate::domain::ids::SubscriptionId::new().into(),
             user_id: user.to_string(),
             plan_version_id: plan.id.clone(),
             status: Status::Active.as_str().into(),
@@ -141,12 +148,19 @@ impl Engine {
             .clear();
     }
 
-    pub(crate) fn forget_subscription(&self, user: &str) {
+    fn forget_subscription(&self, user: &str) {
         self.inner
             .subscriptions
             .write()
             .expect("subscription cache")
             .remove(user);
+    }
+
+    /// Says that a user's subscription changed (after the change is committed): drops every
+    /// cache that depends on it, the subscription row and the user's counters and balances.
+    pub(crate) fn subscription_changed(&self, user: &str) {
+        self.forget_subscription(user);
+        self.forget_counters(user);
     }
 
     async fn subscription_row(&self, user: &UserId) -> Result<Arc<SubscriptionRow>> {
@@ -192,13 +206,7 @@ impl Engine {
             row = Arc::new(self.roll_period(SubscriptionRow::clone(&row), now).await?);
         }
         let bought = self.plan_version(&row.plan_version_id).await?;
-        let status = Status::parse(&row.status).unwrap_or(Status::Active);
-        let lapsed = match status {
-            Status::Active | Status::Trialing => false,
-            Status::PastDue => row.grace_until.is_none_or(|g| g <= ms(now)),
-            Status::Canceled | Status::Unpaid => true,
-        };
-        let effective = if lapsed {
+        let effective = if lapsed(&row, ms(now)) {
             self.catalog().await?.default_plan().clone()
         } else {
             bought.clone()
@@ -236,7 +244,7 @@ impl Engine {
         let mut tx = self.db().begin().await?;
         subscriptions::update(&mut tx, &row).await?;
         tx.commit().await?;
-        self.forget_subscription(&row.user_id);
+        self.subscription_changed(&row.user_id);
         Ok(row)
     }
 
@@ -323,8 +331,7 @@ impl Engine {
             a.write(&mut tx, before_json, after_json, ms(now)).await?;
         }
         tx.commit().await?;
-        self.forget_subscription(user.as_str());
-        self.forget_credits(user.as_str());
+        self.subscription_changed(user.as_str());
         self.subscription(user).await
     }
 }

@@ -154,9 +154,7 @@ impl Engine {
         };
         let row = self.resolve_subscription(&user.id).await?.row;
         if row.stripe_subscription_id.is_some() && !matches!(row.status.as_str(), "canceled") {
-            return Err(Error::Conflict(
-                "you already have a subscription: change plans in the billing portal".into(),
-            ));
+            return Err(Error::AlreadySubscribed);
         }
         let customer = match &existing {
             Some(c) => c.clone(),
@@ -194,8 +192,7 @@ impl Engine {
         db::insert_customer(&mut tx, customer, user.as_str(), self.now_ms()).await?;
         self.project_user(&mut tx, user.as_str()).await?;
         tx.commit().await?;
-        self.forget_subscription(user.as_str());
-        self.forget_counters(user.as_str());
+        self.subscription_changed(user.as_str());
         let engine = self.clone();
         let customer = customer.to_owned();
         tokio::spawn(async move {

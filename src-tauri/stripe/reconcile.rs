@@ -2,9 +2,11 @@
 //! the invoices of the last days, page by page. Each difference is reported; with `apply`,
 //! Stripe's answer is taken as the newest state (audited) and the user's row re-projected.
 
-use super::apply::{is_terminal, Applied, EventStatus};
+use super::apply::Applied;
 use super::client::StripeClient;
 use super::event::{self, SubscriptionFacts};
+use super::merge::{self, is_terminal, StateKey};
+use super::receive::EventStatus;
 use crate::error::Result;
 use crate::service::Engine;
 use crate::store::stripe::{self as db, SubscriptionState};
@@ -36,11 +38,7 @@ fn differences(ours: Option<&SubscriptionState>, theirs: &SubscriptionFacts) -> 
         return vec![format!("unknown to Tollgate (Stripe: {})", theirs.status)];
     };
     let mut d = Vec::new();
-    let their_status = if theirs.deleted && !is_terminal(&theirs.status) {
-        "canceled"
-    } else {
-        theirs.status.as_str()
-    };
+    let their_status = merge::stored_status(theirs);
     if o.status != their_status {
         d.push(format!("status {} (Stripe: {their_status})", o.status));
     }
@@ -174,28 +172,12 @@ impl Engine {
         if !diffs.is_empty() {
             let fixed = if apply {
                 let now = self.now_ms();
-                let state = SubscriptionState {
-                    subscription_id: s.id.clone(),
-                    customer_id: s.customer.clone(),
-                    user_id: user.clone(),
-                    price_id: s.price_id.clone(),
-                    status: if s.deleted && !is_terminal(&s.status) {
-                        "canceled".into()
-                    } else {
-                        s.status.clone()
-                    },
-                    current_period_start: s.period_start,
-                    current_period_end: s.period_end,
-                    cancel_at_period_end: i64::from(s.cancel_at_period_end),
-                    trial_end: s.trial_end,
-                    ended_at: s.ended_at,
-                    started_at: s.started_at,
-                    deleted: i64::from(s.deleted),
-                    // Stripe's answer now is newer than every event received so far.
-                    state_at: now,
-                    state_event: RECONCILE_EVENT.into(),
-                    updated_at: now,
+                // Stripe's answer now is newer than every event received so far.
+                let key = StateKey {
+                    at: now,
+                    event: RECONCILE_EVENT,
                 };
+                let state = merge::subscription_state(s, &user, key, now);
                 self.resync_state(&user, ours.as_ref(), &state, actor)
                     .await?;
                 true
@@ -243,8 +225,7 @@ impl Engine {
                 )
                 .await?;
                 tx.commit().await?;
-                self.forget_subscription(&user);
-                self.forget_counters(&user);
+                self.subscription_changed(&user);
                 true
             } else {
                 tx.rollback().await?;
@@ -269,12 +250,7 @@ impl Engine {
         actor: &str,
     ) -> Result<()> {
         let mut tx = self.db().begin().await?;
-        db::lock_user(
-            &mut tx,
-            user,
-            self.db().kind() == crate::store::Kind::Postgres,
-        )
-        .await?;
+        db::lock_user(&mut tx, user, self.is_postgres()).await?;
         db::put_subscription_state(&mut tx, after).await?;
         self.project_user(&mut tx, user).await?;
         audit::insert(
@@ -292,8 +268,7 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
-        self.forget_subscription(user);
-        self.forget_counters(user);
+        self.subscription_changed(user);
         Ok(())
     }
 
@@ -367,12 +342,7 @@ impl Engine {
             };
             let fixed = if apply {
                 let mut out = Applied::new(EventStatus::Applied);
-                db::lock_user(
-                    &mut tx,
-                    &customer.user_id,
-                    self.db().kind() == crate::store::Kind::Postgres,
-                )
-                .await?;
+                db::lock_user(&mut tx, &customer.user_id, self.is_postgres()).await?;
                 self.merge_invoice(&mut tx, &customer.user_id, &i, None, &mut out)
                     .await?;
                 self.project_user(&mut tx, &customer.user_id).await?;
@@ -391,8 +361,7 @@ impl Engine {
                 )
                 .await?;
                 tx.commit().await?;
-                self.forget_subscription(&customer.user_id);
-                self.forget_counters(&customer.user_id);
+                self.subscription_changed(&customer.user_id);
                 true
             } else {
                 tx.rollback().await?;

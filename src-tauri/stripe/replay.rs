@@ -3,8 +3,9 @@
 //! `created` order through the same path as webhooks, so replaying twice changes nothing.
 //! A dry run applies them inside one transaction that is rolled back at the end.
 
-use super::apply::{ApplyError, EventStatus};
+use super::apply::ApplyError;
 use super::event;
+use super::receive::EventStatus;
 use crate::error::{Error, Result};
 use crate::service::Engine;
 use crate::store::stripe as db;
@@ -175,7 +176,7 @@ impl Engine {
         for (n, (env, payload)) in events.into_iter().enumerate() {
             let item = match dry_tx.as_mut() {
                 Some(tx) => {
-                    self.store_for_replay(tx, &env, &payload).await?;
+                    self.store_stripe_event(tx, &env, &payload).await?;
                     let mut item = self.apply_dry(tx, &env.id).await?;
                     // A customer linked by this event: its earlier pending events follow.
                     if item.outcome == "applied" {
@@ -193,7 +194,7 @@ impl Engine {
                 }
                 None => {
                     let mut tx = self.db().begin().await?;
-                    self.store_for_replay(&mut tx, &env, &payload).await?;
+                    self.store_stripe_event(&mut tx, &env, &payload).await?;
                     tx.commit().await?;
                     let before = db::event(self.db().read(), &env.id).await?;
                     let already = before
@@ -227,28 +228,6 @@ impl Engine {
             tx.rollback().await?;
         }
         Ok((items, summary))
-    }
-
-    async fn store_for_replay(
-        &self,
-        conn: &mut AnyConn,
-        env: &event::Envelope,
-        payload: &str,
-    ) -> Result<()> {
-        db::insert_event(
-            conn,
-            &db::NewEvent {
-                id: &env.id,
-                type_: &env.type_,
-                created: env.created,
-                livemode: env.livemode,
-                payload,
-                received_at: self.now_ms(),
-                customer_id: env.customer_id.as_deref(),
-            },
-        )
-        .await?;
-        Ok(())
     }
 
     /// Applies one stored event inside a savepoint of the dry-run transaction.

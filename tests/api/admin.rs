@@ -1,8 +1,7 @@
 //! The back office through HTTP: permissions per role, each action's effect and audit row,
 //! impersonation, refusal explanations, search and stats.
 
-use crate::helpers::{staff_token, Backend, TestApp};
-use crate::http_api::register;
+use crate::helpers::{register, send, staff_token, Backend, TestApp};
 use crate::on_both;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -16,17 +15,8 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let (status, _, value) = send(app, method, path, Some(token), body).await;
+    (status, value)
 }
 
 async fn audit_rows(app: &TestApp, action: &str) -> Vec<Value> {
@@ -821,4 +811,25 @@ async fn search_by_user_id_and_stripe_customer(backend: Backend) {
     assert_eq!(by_customer["total"], 1);
     assert_eq!(by_customer["users"][0]["id"], wanted.as_str());
     assert_eq!(unknown["total"], 0, "an unknown id matches nobody");
+}
+
+// A malformed user id in the path is refused by the extractor, in the error shape, before the
+// handler runs: finance, whom the handler would refuse (403) for delete and suspend, gets it.
+on_both!(a_malformed_user_id_in_the_path_is_a_422_before_the_handler);
+async fn a_malformed_user_id_in_the_path_is_a_422_before_the_handler(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let finance = staff_token(&app, "finance@example.com", Role::Finance).await;
+    for (method, path) in [
+        (Method::GET, "/v1/admin/users/key_0Fz3kQ9dY2mXb8Lr4TqW1a"),
+        (Method::DELETE, "/v1/admin/users/not-an-id?reason=x"),
+        (Method::POST, "/v1/admin/users/usr_a-b/suspend"),
+    ] {
+        let (s, v) = call(&app, method, path, &finance, Some(json!({"reason": "x"}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "validation_failed", "{path}");
+        assert_eq!(v["error"]["fields"][0]["code"], "invalid_id", "{path}");
+        assert!(v["error"]["request_id"].is_string(), "{path}");
+    }
 }

@@ -1,26 +1,14 @@
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{new_user, Backend, TestApp};
 use crate::on_both;
 use tollgate::domain::{Scope, UserStatus};
-use tollgate::service::accounts::Registration;
 use tollgate::service::api_keys::NewKey;
-
-async fn user(app: &TestApp, email: &str) -> tollgate::domain::User {
-    app.engine
-        .register(Registration {
-            email,
-            password: "password1",
-            full_name: None,
-        })
-        .await
-        .unwrap()
-}
 
 on_both!(key_is_shown_once_stored_hashed_and_verifies);
 async fn key_is_shown_once_stored_hashed_and_verifies(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let u = user(&app, "keys@example.com").await;
+    let u = new_user(&app, "keys@example.com").await;
     let created = app
         .engine
         .create_api_key(
@@ -74,7 +62,7 @@ async fn unknown_revoked_expired_and_suspended_keys_fail_each_their_own_way(back
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let u = user(&app, "fail@example.com").await;
+    let u = new_user(&app, "fail@example.com").await;
     let e = &app.engine;
     assert_eq!(
         e.verify_api_key("sk_live_nope").await.unwrap_err().code(),
@@ -169,7 +157,7 @@ async fn key_input_is_validated(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let u = user(&app, "val@example.com").await;
+    let u = new_user(&app, "val@example.com").await;
     let e = &app.engine;
     let bad_scope = e
         .create_api_key(

@@ -283,7 +283,7 @@ async fn every_console_command_goes_through_the_permission_table(backend: Backen
                 }
                 // Demo data goes only into a database without customers.
                 (true, true, Err(e)) if command == "seed_demo" => {
-                    assert_eq!(e.code, ErrorCode::Conflict, "{role} {command}")
+                    assert_eq!(e.code, ErrorCode::DatabaseNotEmpty, "{role} {command}")
                 }
                 (true, true, Ok(())) => {}
                 (staff, allowed, result) => {
@@ -611,7 +611,7 @@ async fn connecting_to_a_bad_url_gives_a_clear_code() {
         .create_first_admin("second@staff.test", "first-password")
         .await
         .unwrap_err();
-    assert_eq!(again.code, ErrorCode::Conflict);
+    assert_eq!(again.code, ErrorCode::StaffExists);
     let seen = Mutex::new(Vec::new());
     let summary = console
         .seed_demo(50, &|p| {

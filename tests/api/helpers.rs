@@ -212,3 +212,190 @@ pub async fn staff_token(app: &TestApp, email: &str, role: tollgate::domain::Rol
         .unwrap();
     res["access_token"].as_str().unwrap().to_owned()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Accounts
+
+/// A user registered through `POST /v1/auth/register`: their tokens, API key and id.
+pub struct Registered {
+    pub access: String,
+    #[allow(dead_code)]
+    pub refresh: String,
+    pub key: String,
+    pub user_id: String,
+}
+
+pub async fn register(app: &TestApp, email: &str) -> Registered {
+    let res = app
+        .http
+        .post(app.url("/v1/auth/register"))
+        .json(&serde_json::json!({ "email": email, "password": "password1", "full_name": "Test User" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+    let b: serde_json::Value = res.json().await.unwrap();
+    Registered {
+        access: b["access_token"].as_str().unwrap().into(),
+        refresh: b["refresh_token"].as_str().unwrap().into(),
+        key: b["api_key"].as_str().unwrap().into(),
+        user_id: b["user"]["id"].as_str().unwrap().into(),
+    }
+}
+
+/// A user registered through the engine (no HTTP), with the password `password1`.
+pub async fn new_user(app: &TestApp, email: &str) -> tollgate::domain::User {
+    app.engine
+        .register(tollgate::service::accounts::Registration {
+            email,
+            password: "password1",
+            full_name: None,
+        })
+        .await
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+/// One request, bearer `token` and JSON `body` when given: status, headers and body (JSON when
+/// it parses, else the text, `null` when empty).
+pub async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (
+    reqwest::StatusCode,
+    reqwest::header::HeaderMap,
+    serde_json::Value,
+) {
+    let mut req = app.http.request(method, app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    let value = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, headers, value)
+}
+
+/// The `error.code` of an error body.
+pub fn error_code(v: &serde_json::Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {v}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stripe
+
+/// The webhook secret tests configure (`stripe_webhook_secret`).
+pub const WEBHOOK_SECRET: &str = "whsec_test_current";
+
+/// The Stripe event files: `single-events/` and the stories, as Stripe sends them.
+pub fn events_dir() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stripe-events"
+    ));
+    assert!(
+        dir.is_dir(),
+        "the Stripe event fixtures are missing: expected them at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// One event file's bytes (`single-events/01-….json`).
+pub fn event_file(rel: &str) -> Vec<u8> {
+    let p = events_dir().join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+/// A story's event files' bytes, in file-name order.
+pub fn story(name: &str) -> Vec<Vec<u8>> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(events_dir().join(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// An event's `id`.
+pub fn id_of(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// `Stripe-Signature` exactly as Stripe computes it: hex HMAC-SHA256 of `"{t}.{body}"`.
+pub fn stripe_signature(body: &[u8], secret: &str, t: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={t},v1={hex}")
+}
+
+/// Posts a webhook delivery with the given `Stripe-Signature` (none when `None`).
+pub async fn post_webhook(
+    app: &TestApp,
+    body: &[u8],
+    signature: Option<String>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = app
+        .http
+        .post(app.url("/v1/stripe/webhook"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(s) = signature {
+        req = req.header("Stripe-Signature", s);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Delivers an event signed with [`WEBHOOK_SECRET`] and waits until applying it has ended
+/// (applied, ignored, failed, or pending after a try).
+pub async fn deliver(app: &TestApp, body: &[u8]) -> tollgate::store::stripe::EventRow {
+    let t = app.clock_now().timestamp();
+    let (status, b) =
+        post_webhook(app, body, Some(stripe_signature(body, WEBHOOK_SECRET, t))).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{b}");
+    wait_tried(app, &id_of(body)).await
+}
+
+/// Waits until a stored event has been tried at least once.
+pub async fn wait_tried(app: &TestApp, id: &str) -> tollgate::store::stripe::EventRow {
+    for _ in 0..200 {
+        if let Some(e) = tollgate::store::stripe::event(app.engine.db().read(), id)
+            .await
+            .unwrap()
+        {
+            if e.status != "pending" || e.attempts > 0 {
+                return e;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("event {id} was not applied in time")
+}

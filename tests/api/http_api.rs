@@ -1,67 +1,9 @@
 //! The public HTTP API through the real router, as a customer's product uses it.
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{error_code, register, send, Backend, TestApp};
 use crate::on_both;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-pub struct Registered {
-    pub access: String,
-    #[allow(dead_code)]
-    pub refresh: String,
-    pub key: String,
-    pub user_id: String,
-}
-
-pub async fn register(app: &TestApp, email: &str) -> Registered {
-    let res = app
-        .http
-        .post(app.url("/v1/auth/register"))
-        .json(&json!({ "email": email, "password": "password1", "full_name": "Test User" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let b: Value = res.json().await.unwrap();
-    Registered {
-        access: b["access_token"].as_str().unwrap().into(),
-        refresh: b["refresh_token"].as_str().unwrap().into(),
-        key: b["api_key"].as_str().unwrap().into(),
-        user_id: b["user"]["id"].as_str().unwrap().into(),
-    }
-}
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    let mut req = app.http.request(method, app.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let text = res.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, headers, value)
-}
-
-fn error_code(v: &Value) -> &str {
-    v["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not an error body: {v}"))
-}
 
 on_both!(register_login_refresh_logout);
 async fn register_login_refresh_logout(backend: Backend) {
@@ -783,7 +725,10 @@ async fn meter_idempotency_release_and_bad_input(backend: Backend) {
         Some(json!({"idempotency_key": "render-1"})),
     )
     .await;
-    assert_eq!((s, error_code(&v)), (StatusCode::CONFLICT, "conflict"));
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::CONFLICT, "already_released")
+    );
     let (s, _, v) = send(
         &app,
         reqwest::Method::POST,

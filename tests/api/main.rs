@@ -11,7 +11,7 @@ mod console;
 #[cfg(feature = "desktop")]
 mod console_screens;
 mod health;
-pub mod http_api;
+mod http_api;
 mod metering;
 mod revenue;
 mod stats;

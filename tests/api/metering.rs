@@ -1,22 +1,10 @@
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{new_user, Backend, TestApp};
 use crate::on_both;
 use chrono::{Duration, TimeZone, Utc};
-use tollgate::domain::{User, UserId};
-use tollgate::service::accounts::Registration;
+use tollgate::domain::UserId;
 use tollgate::service::metering::{Consumption, MeterRequest, Strategy};
 use tollgate::service::subscriptions::Effective;
 use tollgate::Error;
-
-pub async fn new_user(app: &TestApp, email: &str) -> User {
-    app.engine
-        .register(Registration {
-            email,
-            password: "password1",
-            full_name: None,
-        })
-        .await
-        .unwrap()
-}
 
 pub async fn meter(
     app: &TestApp,
@@ -470,7 +458,7 @@ async fn release_gives_back_a_failed_consumption_once(backend: Backend) {
             .await
             .unwrap_err()
             .code(),
-        "conflict"
+        "already_released"
     );
     let other = new_user(&app, "other@example.com").await;
     assert_eq!(

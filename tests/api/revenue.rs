@@ -2,19 +2,15 @@
 //! answers are worked out below, the same figures from real signed Stripe webhooks, CSV
 //! export, permissions and bad queries. Definitions: docs/revenue.md.
 
-use crate::helpers::{staff_token, Backend, TestApp};
-use crate::http_api::register;
+use crate::helpers::{
+    deliver, register, send, staff_token, story, Backend, TestApp, WEBHOOK_SECRET,
+};
 use crate::on_both;
 use chrono::{TimeZone, Utc};
-use hmac::{Hmac, Mac};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sha2::Sha256;
-use std::path::PathBuf;
 use tollgate::domain::Role;
 use tollgate::store::stripe::{self as db, InvoiceRow, RefundRow, SubscriptionState};
-
-const WEBHOOK_SECRET: &str = "whsec_revenue_test";
 
 /// Unix ms of a UTC day at midnight.
 fn t(y: i32, m: u32, d: u32) -> i64 {
@@ -25,21 +21,11 @@ fn t(y: i32, m: u32, d: u32) -> i64 {
 
 /// GET as `token`: status, content type and body (JSON when it parses, else the text).
 async fn get(app: &TestApp, path: &str, token: &str) -> (StatusCode, String, Value) {
-    let res = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let ctype = res
-        .headers()
+    let (status, headers, body) = send(app, Method::GET, path, Some(token), None).await;
+    let ctype = headers
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    let text = res.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, ctype, body)
 }
 
@@ -625,66 +611,9 @@ async fn revenue_figures_on_a_hand_built_history(backend: Backend) {
 // ---------------------------------------------------------------------------------------------
 // Through real webhooks
 
-fn story(name: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/stripe-events"
-    ))
-    .join(name);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the shared Stripe event files are missing ({e})"))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
-
-/// `Stripe-Signature` as Stripe computes it: hex HMAC-SHA256 of `"{t}.{body}"`.
-fn sign(body: &[u8], t: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("t={t},v1={hex}")
-}
-
-/// Posts a signed event and waits until it is applied.
-async fn deliver(app: &TestApp, body: &[u8]) {
-    let res = app
-        .http
-        .post(app.url("/v1/stripe/webhook"))
-        .header("content-type", "application/json")
-        .header("Stripe-Signature", sign(body, app.clock_now().timestamp()))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let id = serde_json::from_slice::<Value>(body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for _ in 0..200 {
-        if let Some(e) = db::event(app.engine.db().read(), &id).await.unwrap() {
-            if e.status != "pending" {
-                assert_eq!(e.status, "applied", "{id}: {:?}", e.error);
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("event {id} was not applied in time");
-}
-
 on_both!(revenue_from_signed_webhooks_upgrade_and_refund);
 async fn revenue_from_signed_webhooks_upgrade_and_refund(backend: Backend) {
-    // Arrange: two users whose Stripe customers are those of the shared stories.
+    // Arrange: two users whose Stripe customers are those of the fixture stories.
     let Some(app) = TestApp::spawn_with(backend, |s| {
         s.stripe_webhook_secret = Some(tollgate::domain::SecretString::new(WEBHOOK_SECRET));
     })
@@ -712,7 +641,8 @@ async fn revenue_from_signed_webhooks_upgrade_and_refund(backend: Backend) {
         .into_iter()
         .chain(story("story-refund"))
     {
-        deliver(&app, &body).await;
+        let e = deliver(&app, &body).await;
+        assert_eq!(e.status, "applied", "{}: {:?}", e.id, e.error);
     }
     let finance = staff_token(&app, "cfo@example.com", Role::Finance).await;
 

@@ -1,8 +1,8 @@
 //! The home figures: counts kept in step with every change, equal to a recount after random
 //! operations, and `usage verify`'s check and repair when they drift.
 
+use crate::helpers::register;
 use crate::helpers::{staff_token, Backend, TestApp};
-use crate::http_api::register;
 use crate::on_both;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

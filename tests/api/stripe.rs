@@ -1,68 +1,19 @@
-//! Stripe billing end to end: webhooks signed as Stripe signs them (over the shared payload
+//! Stripe billing end to end: webhooks signed as Stripe signs them (over the fixture payload
 //! files' bytes), Stripe's API faked at the network boundary with wiremock.
 
-use crate::helpers::{Backend, TestApp};
-use crate::http_api::{register, Registered};
+use crate::helpers::{
+    deliver, event_file, events_dir, id_of, post_webhook, register, story, stripe_signature,
+    wait_tried, Backend, Registered, TestApp, WEBHOOK_SECRET,
+};
 use crate::on_both;
 use chrono::{TimeZone, Utc};
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::Sha256;
-use std::path::PathBuf;
 use tollgate::store::stripe as db;
 use wiremock::matchers::{body_string_contains, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const WEBHOOK_SECRET: &str = "whsec_test_current";
 const OLD_WEBHOOK_SECRET: &str = "whsec_test_previous";
-
-fn events_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/stripe-events"
-    ));
-    assert!(
-        dir.is_dir(),
-        "the shared Stripe event files are missing: expected them at {} (shared/ beside the repository)",
-        dir.display()
-    );
-    dir
-}
-
-fn file(rel: &str) -> Vec<u8> {
-    let p = events_dir().join(rel);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
-}
-
-fn story(name: &str) -> Vec<Vec<u8>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir().join(name))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
-
-/// `Stripe-Signature` exactly as Stripe computes it: hex HMAC-SHA256 of `"{t}.{body}"`.
-fn sign(body: &[u8], secret: &str, t: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("t={t},v1={hex}")
-}
-
-fn id_of(body: &[u8]) -> String {
-    let v: Value = serde_json::from_slice(body).unwrap();
-    v["id"].as_str().unwrap().to_owned()
-}
 
 async fn spawn(backend: Backend, stripe: &MockServer) -> Option<TestApp> {
     let base = stripe.uri();
@@ -75,45 +26,6 @@ async fn spawn(backend: Backend, stripe: &MockServer) -> Option<TestApp> {
         s.stripe.timeout_ms = 400;
     })
     .await
-}
-
-async fn post_webhook(
-    app: &TestApp,
-    body: &[u8],
-    signature: Option<String>,
-) -> (StatusCode, Value) {
-    let mut req = app
-        .http
-        .post(app.url("/v1/stripe/webhook"))
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    if let Some(s) = signature {
-        req = req.header("Stripe-Signature", s);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-/// Delivers a signed event and waits until applying it has ended (applied, ignored, failed,
-/// or pending after a try).
-async fn deliver(app: &TestApp, body: &[u8]) -> db::EventRow {
-    let t = app.clock_now().timestamp();
-    let (status, b) = post_webhook(app, body, Some(sign(body, WEBHOOK_SECRET, t))).await;
-    assert_eq!(status, StatusCode::OK, "{b}");
-    wait_tried(app, &id_of(body)).await
-}
-
-async fn wait_tried(app: &TestApp, id: &str) -> db::EventRow {
-    for _ in 0..200 {
-        if let Some(e) = db::event(app.engine.db().read(), id).await.unwrap() {
-            if e.status != "pending" || e.attempts > 0 {
-                return e;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("event {id} was not applied in time")
 }
 
 async fn stored_events(app: &TestApp) -> Vec<db::EventRow> {
@@ -207,7 +119,7 @@ async fn money(app: &TestApp, user: &str) -> (i64, i64) {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn every_shared_event_file_parses_into_a_typed_event() {
+fn every_fixture_event_file_parses_into_a_typed_event() {
     let mut n = 0;
     for dir in [
         "single-events",
@@ -232,7 +144,7 @@ fn every_shared_event_file_parses_into_a_typed_event() {
             n += 1;
         }
     }
-    assert_eq!(n, 26, "every shared event file was read");
+    assert_eq!(n, 26, "every fixture event file was read");
 }
 
 on_both!(webhook_signatures_are_checked_as_stripe_specifies);
@@ -241,18 +153,27 @@ async fn webhook_signatures_are_checked_as_stripe_specifies(backend: Backend) {
     let Some(app) = spawn(backend, &stripe).await else {
         return;
     };
-    let body = file("single-events/12-payment_intent.created.json");
-    let other = file("single-events/11-customer.deleted.json");
+    let body = event_file("single-events/12-payment_intent.created.json");
+    let other = event_file("single-events/11-customer.deleted.json");
     let now = app.clock_now().timestamp();
     let refusals = [
         ("missing", None),
-        ("wrong secret", Some(sign(&body, "whsec_someone_else", now))),
-        ("expired", Some(sign(&body, WEBHOOK_SECRET, now - 301))),
+        (
+            "wrong secret",
+            Some(stripe_signature(&body, "whsec_someone_else", now)),
+        ),
+        (
+            "expired",
+            Some(stripe_signature(&body, WEBHOOK_SECRET, now - 301)),
+        ),
         (
             "from the future",
-            Some(sign(&body, WEBHOOK_SECRET, now + 301)),
+            Some(stripe_signature(&body, WEBHOOK_SECRET, now + 301)),
         ),
-        ("another body's", Some(sign(&other, WEBHOOK_SECRET, now))),
+        (
+            "another body's",
+            Some(stripe_signature(&other, WEBHOOK_SECRET, now)),
+        ),
         ("no v1", Some(format!("t={now}"))),
         ("garbage", Some("v1=zz,t=abc".into())),
     ];
@@ -267,15 +188,15 @@ async fn webhook_signatures_are_checked_as_stripe_specifies(backend: Backend) {
     let (status, b) = post_webhook(
         &app,
         &body,
-        Some(sign(&body, OLD_WEBHOOK_SECRET, now - 299)),
+        Some(stripe_signature(&body, OLD_WEBHOOK_SECRET, now - 299)),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{b}");
     assert_eq!(b["duplicate"], false);
     let both = format!(
         "{},v1={}",
-        sign(&other, "whsec_someone_else", now),
-        sign(&other, WEBHOOK_SECRET, now)
+        stripe_signature(&other, "whsec_someone_else", now),
+        stripe_signature(&other, WEBHOOK_SECRET, now)
             .split("v1=")
             .nth(1)
             .unwrap()
@@ -302,7 +223,7 @@ async fn each_event_type_applies_and_duplicates_change_nothing(backend: Backend)
     let who = customer_user(&app, &stripe, "alan@example.com", "cus_1qGqzRJTta23TX").await;
     let uid = who.user_id.as_str();
     let sub = "sub_1qYA0RTLg8Qe2ZpR1jjMvdoY";
-    let single = |n: &str| file(&format!("single-events/{n}.json"));
+    let single = |n: &str| event_file(&format!("single-events/{n}.json"));
 
     let e = deliver(&app, &single("01-checkout.session.completed")).await;
     assert_eq!(
@@ -435,7 +356,12 @@ async fn each_event_type_applies_and_duplicates_change_nothing(backend: Backend)
     ] {
         let body = single(n);
         let t = app.clock_now().timestamp();
-        let (status, b) = post_webhook(&app, &body, Some(sign(&body, WEBHOOK_SECRET, t))).await;
+        let (status, b) = post_webhook(
+            &app,
+            &body,
+            Some(stripe_signature(&body, WEBHOOK_SECRET, t)),
+        )
+        .await;
         assert_eq!(
             (status, b["duplicate"].as_bool()),
             (StatusCode::OK, Some(true)),
@@ -725,8 +651,9 @@ async fn checkout_and_portal_with_stripe_failures_leave_nothing_half_written(bac
     let (status, b) = checkout(&app, &who, "pro").await;
     assert_eq!(
         (status, b["error"]["code"].as_str()),
-        (StatusCode::BAD_GATEWAY, Some("resource_missing"))
+        (StatusCode::BAD_GATEWAY, Some("stripe_error"))
     );
+    assert_eq!(b["error"]["stripe_code"], "resource_missing");
     assert_eq!(b["error"]["stripe_type"], "invalid_request_error");
     drop(refused);
     assert!(customers().await.is_empty());
@@ -824,20 +751,24 @@ async fn billing_routes_answer_503_without_stripe_keys(backend: Backend) {
             Some("stripe_not_configured")
         )
     );
-    let body = file("single-events/12-payment_intent.created.json");
+    let body = event_file("single-events/12-payment_intent.created.json");
     let (status, _) = post_webhook(
         &app,
         &body,
-        Some(sign(&body, WEBHOOK_SECRET, app.clock_now().timestamp())),
+        Some(stripe_signature(
+            &body,
+            WEBHOOK_SECRET,
+            app.clock_now().timestamp(),
+        )),
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(stored_events(&app).await.is_empty());
 }
 
-/// A shared event with some fields changed (for periods the shared files do not cover).
+/// A fixture event with some fields changed (for periods the fixture files do not cover).
 fn variant(rel: &str, edits: &[(&str, Value)]) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&file(rel)).unwrap();
+    let mut v: Value = serde_json::from_slice(&event_file(rel)).unwrap();
     for (pointer, value) in edits {
         *v.pointer_mut(pointer)
             .unwrap_or_else(|| panic!("{pointer}")) = value.clone();
@@ -895,15 +826,15 @@ async fn life_cycle_checkout_paid_failed_grace_deleted_free(backend: Backend) {
     step(1787577604);
     deliver(
         &app,
-        &file("single-events/01-checkout.session.completed.json"),
+        &event_file("single-events/01-checkout.session.completed.json"),
     )
     .await;
     deliver(
         &app,
-        &file("single-events/02-customer.subscription.created.json"),
+        &event_file("single-events/02-customer.subscription.created.json"),
     )
     .await;
-    deliver(&app, &file("single-events/03-invoice.paid.json")).await;
+    deliver(&app, &event_file("single-events/03-invoice.paid.json")).await;
     assert_eq!(
         (effective().await.as_str(), credits().await),
         (pro.as_str(), 100),
@@ -1063,7 +994,7 @@ async fn reconcile_reports_then_resyncs_from_stripe_pages(backend: Backend) {
         ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "object": "list", "has_more": false,
-            "data": [object(&file("story-churn/05-customer.subscription.deleted.json"))]})))
+            "data": [object(&event_file("story-churn/05-customer.subscription.deleted.json"))]})))
         .mount(&stripe)
         .await;
     Mock::given(method("GET")).and(path("/v1/invoices"))

@@ -1,8 +1,9 @@
 //! Usage over time: rollups kept in step with every usage event, equal to a recount after
 //! random consumptions, releases, resets and plan changes; the series route and its failures.
 
+use crate::helpers::new_user;
 use crate::helpers::{staff_token, Backend, TestApp};
-use crate::metering::{meter, new_user};
+use crate::metering::meter;
 use crate::on_both;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

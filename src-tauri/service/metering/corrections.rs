@@ -34,9 +34,7 @@ impl Engine {
             .filter(|e| e.user_id == uid && e.kind == "consume")
             .ok_or(Error::NotFound("usage event"))?;
         if !usage::mark_released(&mut tx, &ev.id).await? {
-            return Err(Error::Conflict(
-                "this consumption was already released".into(),
-            ));
+            return Err(Error::AlreadyReleased);
         }
         record_event(
             &mut tx,

@@ -128,7 +128,7 @@ impl Engine {
             let k = req.idempotency_key.unwrap_or_default();
             let ev = usage::event_by_key(self.db().read(), uid, k)
                 .await?
-                .ok_or(Error::Conflict("idempotency key in use".into()))?;
+                .ok_or(Error::IdempotencyKeyInUse)?;
             return replay(ev.answer.as_deref().unwrap_or("{}"));
         }
         tx.commit().await?;

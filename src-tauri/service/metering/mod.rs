@@ -102,10 +102,7 @@ async fn record_event(
 }
 
 fn new_event_id() -> String {
-    format!(
-        "use_{}",
-        crate::domain::ids::base62_u128(uuid::Uuid::now_v7().as_u128())
-    )
+    crate::domain::ids::UsageEventId::new().into()
 }
 
 /// The refusal a rule gave, as the error the caller sees (the upgrade hint is added later).
