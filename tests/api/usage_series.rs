@@ -151,12 +151,12 @@ async fn rollups_equal_a_recount_after_random_usage(backend: Backend) {
     assert_eq!(s, StatusCode::OK, "{platform}");
     let consumed = scalar(
         &app,
-        "SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE kind = 'consume'",
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM usage_events WHERE kind = 'consume'",
     )
     .await;
     let released = -scalar(
         &app,
-        "SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE kind = 'release'",
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM usage_events WHERE kind = 'release'",
     )
     .await;
     assert_eq!(sum(&platform, "consumed"), consumed);
@@ -199,7 +199,7 @@ async fn rollups_equal_a_recount_after_random_usage(backend: Backend) {
         sum(&one, "consumed"),
         scalar(
             &app,
-            &format!("SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE kind = 'consume' AND user_id = '{user}' AND at >= {since}")
+            &format!("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM usage_events WHERE kind = 'consume' AND user_id = '{user}' AND at >= {since}")
         )
         .await
     );
