@@ -125,7 +125,7 @@ pub async fn user_hourly(
 ) -> Result<Vec<Bucket>, sqlx::Error> {
     sqlx::query_as(
         "SELECT at / 3600000 * 3600000, '', kind, CAST(SUM(amount) AS BIGINT) FROM usage_events
-         WHERE user_id = $1 AND at >= $3 AND at < $4 AND metric = $2
+         WHERE user_id = $1 AND metric = $2 AND at >= $3 AND at < $4
          GROUP BY at / 3600000 * 3600000, kind",
     )
     .bind(user_id)

@@ -22,6 +22,7 @@ quotas = { calls = { limit = 40, per = "day" } }
 [[plans]]
 id = "burst"
 price = { amount = 500, interval = "month" }
+stripe_price_ids = ["price_burst"]
 quotas = { calls = { limit = 400, per = "day" } }
 "#;
 
@@ -59,7 +60,6 @@ async fn rollups_equal_a_recount_after_random_usage(backend: Backend) {
     };
     // Arrange
     app.engine.apply_catalog(PLANS, Some("test")).await.unwrap();
-    let token = staff_token(&app, "root@example.com", Role::Admin).await;
     let (admin, _) = app
         .engine
         .create_staff("ops@example.com", Role::Admin, None)
@@ -138,7 +138,9 @@ async fn rollups_equal_a_recount_after_random_usage(backend: Backend) {
             > 0
     );
 
-    // The platform series shows what the events say, stacked by plan.
+    // The platform series shows what the events say, stacked by plan (signed in after the
+    // clock moved, so that the token is fresh).
+    let token = staff_token(&app, "root@example.com", Role::Admin).await;
     let from = start.date_naive();
     let to = app.clock_now().date_naive();
     let (s, platform) = get(
@@ -150,12 +152,12 @@ async fn rollups_equal_a_recount_after_random_usage(backend: Backend) {
     assert_eq!(s, StatusCode::OK, "{platform}");
     let consumed = scalar(
         &app,
-        "SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE kind = 'consume'",
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM usage_events WHERE kind = 'consume'",
     )
     .await;
     let released = -scalar(
         &app,
-        "SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE kind = 'release'",
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM usage_events WHERE kind = 'release'",
     )
     .await;
     assert_eq!(sum(&platform, "consumed"), consumed);
@@ -198,7 +200,7 @@ async fn rollups_equal_a_recount_after_random_usage(backend: Backend) {
         sum(&one, "consumed"),
         scalar(
             &app,
-            &format!("SELECT COALESCE(SUM(amount), 0) FROM usage_events WHERE kind = 'consume' AND user_id = '{user}' AND at >= {since}")
+            &format!("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM usage_events WHERE kind = 'consume' AND user_id = '{user}' AND at >= {since}")
         )
         .await
     );
@@ -223,7 +225,12 @@ async fn bad_ranges_are_refused_and_drifted_rollups_repaired(backend: Backend) {
         let (s, body) = get(&app, path, &token).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
     }
-    let (s, _) = get(&app, "/v1/admin/usage/series?user_id=usr_missing", &token).await;
+    let (s, _) = get(
+        &app,
+        "/v1/admin/usage/series?user_id=usr_doesnotexist",
+        &token,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, series) = get(&app, "/v1/admin/usage/series", &token).await;
     assert_eq!(s, StatusCode::OK);
