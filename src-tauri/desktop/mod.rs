@@ -50,7 +50,6 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             session::permissions,
             // Home.
             home::home_stats,
-            home::refusals_today,
             // Users.
             users::list_users,
             users::user_detail,

@@ -700,20 +700,6 @@ impl Engine {
         self.home_stats(days).await
     }
 
-    /// Refused requests since `since`, per error code (most frequent first).
-    pub async fn admin_refusals_by_code(
-        &self,
-        actor: &Actor,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Count>> {
-        self.authorize(actor, Action::ViewStats)?;
-        Ok(store::usage::refusals_by_code(self.db().read(), ms(since))
-            .await?
-            .into_iter()
-            .map(|(name, count)| Count { name, count })
-            .collect())
-    }
-
     pub async fn admin_audit(&self, actor: &Actor, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
         Ok(self.admin_audit_page(actor, f).await?.entries)
     }

@@ -559,20 +559,6 @@ pub async fn recent_decisions(
         .await
 }
 
-/// Refusals since `since_ms` per error code, most frequent first.
-#[tracing::instrument(level = "debug", skip(pool))]
-pub async fn refusals_by_code(
-    pool: &AnyPool,
-    since_ms: i64,
-) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT code, COUNT(*) AS n FROM decisions WHERE at >= $1 GROUP BY code ORDER BY n DESC, code",
-    )
-    .bind(since_ms)
-    .fetch_all(pool)
-    .await
-}
-
 /// The latest refusals of every caller, newest first.
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn latest_decisions(pool: &AnyPool, limit: i64) -> Result<Vec<DecisionRow>, sqlx::Error> {

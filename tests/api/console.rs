@@ -133,7 +133,6 @@ async fn call(console: &Console, name: &str, t: &Target) -> Result<(), CommandEr
     let reason = Some("console test");
     match name {
         "home_stats" => console.home_stats().await.map(drop),
-        "refusals_today" => console.refusals_today().await.map(drop),
         "list_users" => console.list_users(&UserQuery::default()).await.map(drop),
         "user_detail" => console.user_detail(id).await.map(drop),
         "change_plan" => console
@@ -529,7 +528,7 @@ async fn sign_in_refuses_customers_and_revoked_sessions(backend: Backend) {
     assert_eq!(audited.entries[0].via.as_deref(), Some("console"));
 
     // Home counts today's refusals by code (the customer's rate-limit refusal).
-    let refusals = console.refusals_today().await.unwrap();
+    let refusals = console.home_stats().await.unwrap().refusals_today;
     assert_eq!(refusals.len(), 1);
     assert_eq!(
         (refusals[0].name.as_str(), refusals[0].count),

@@ -56,7 +56,6 @@ export const api = {
   permissions: () => unwrap(commands.permissions()),
 
   homeStats: () => unwrap(commands.homeStats()),
-  refusalsToday: () => unwrap(commands.refusalsToday()),
   listUsers: (query: T.UserQuery) => unwrap(commands.listUsers(query)),
   userDetail: (userId: string) => unwrap(commands.userDetail(userId)),
   listPlans: () => unwrap(commands.listPlans()),

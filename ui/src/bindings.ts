@@ -23,8 +23,6 @@ export const commands = {
 	permissions: () => typedError<Action[], CommandError>(__TAURI_INVOKE("permissions")),
 	/**  Users by status and plan, signups and active users per day over 30 days. */
 	homeStats: () => typedError<Stats, CommandError>(__TAURI_INVOKE("home_stats")),
-	/**  Refused requests since midnight (UTC) per error code, most frequent first. */
-	refusalsToday: () => typedError<Count[], CommandError>(__TAURI_INVOKE("refusals_today")),
 	/**  Search and page through users (keyset: pass `next_cursor` back as `cursor`). */
 	listUsers: (query: UserQuery) => typedError<UserPage, CommandError>(__TAURI_INVOKE("list_users", { query })),
 	/**  Everything about one user. */
