@@ -281,6 +281,11 @@ async function main() {
 
     await step("finance cannot act: buttons disabled with a reason, the command refuses", async () => {
       await signIn(s, finance);
+      assert.equal(
+        (await s.findAll('[data-testid="impersonation-banner"]')).length,
+        0,
+        "the previous staff member's impersonation ends with their sign-out",
+      );
       const row = await searchAndOpen(s, target.email);
       await row.click();
       await s.byTestId("user-detail");

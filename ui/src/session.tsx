@@ -4,6 +4,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "./api";
 import type { Action, ConnectionState, DatabaseInfo, StaffMember } from "./types";
 import { gate, type Gate } from "./permissions";
+import { impersonation } from "./components/Impersonation";
 
 export const connectionKey = ["connection"] as const;
 
@@ -31,10 +32,12 @@ export function useGate(action: Action): Gate {
   return gate(permissions, staff.role, action);
 }
 
-/** After a sign-in, sign-out or connection change: forget everything cached for the old one. */
+/** After a sign-in, sign-out or connection change: forget everything cached for the old one,
+ *  including an impersonation token the previous staff member held. */
 export function useResetSession() {
   const client = useQueryClient();
   return async (next?: ConnectionState) => {
+    impersonation.set(null);
     client.removeQueries({ predicate: (q) => q.queryKey[0] !== connectionKey[0] });
     if (next) client.setQueryData(connectionKey, next);
     await client.invalidateQueries({ queryKey: connectionKey });
