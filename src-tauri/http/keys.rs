@@ -3,11 +3,11 @@
 use super::auth::Caller;
 use super::docs::ErrorBody;
 use super::error::ApiError;
-use super::json::ApiJson;
+use super::json::{ApiJson, PathId};
 use super::AppState;
 use crate::domain::{KeyId, Scope};
 use crate::service::api_keys::{ApiKeyInfo, NewKey};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -84,10 +84,9 @@ async fn create_key(
 async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<KeyId>,
 ) -> Result<StatusCode, ApiError> {
     let p = caller.require_write()?;
-    let id = KeyId::parse(&id)?;
     state.engine.revoke_api_key(&p.user.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
