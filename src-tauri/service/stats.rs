@@ -131,22 +131,37 @@ impl Engine {
         if repair && !drifts.is_empty() {
             let mut tx = self.db().begin().await?;
             store::stats::rebuild(&mut tx, self.db().kind()).await?;
-            store::audit::insert(
-                &mut tx,
-                &store::audit::NewAudit {
-                    actor,
-                    action: "stats.repair",
-                    target: "stat_counts",
-                    before: &serde_json::to_string(&drifts).unwrap_or_default(),
-                    after: "{}",
-                    reason: None,
-                    ip: None,
-                    at: self.now_ms(),
-                },
-            )
-            .await?;
+            self.audit_repair(&mut tx, actor, "stats.repair", "stat_counts", &drifts)
+                .await?;
             tx.commit().await?;
         }
         Ok(drifts)
+    }
+
+    /// Audits a repair of maintained counts in the repair's transaction: what drifted, and who
+    /// repaired it (`usage verify --repair`).
+    pub(super) async fn audit_repair(
+        &self,
+        tx: &mut store::Tx,
+        actor: &str,
+        action: &str,
+        target: &str,
+        drifts: &impl Serialize,
+    ) -> Result<()> {
+        store::audit::insert(
+            tx,
+            &store::audit::NewAudit {
+                actor,
+                action,
+                target,
+                before: &serde_json::to_string(drifts).unwrap_or_default(),
+                after: "{}",
+                reason: None,
+                ip: None,
+                at: self.now_ms(),
+            },
+        )
+        .await?;
+        Ok(())
     }
 }

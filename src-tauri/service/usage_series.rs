@@ -9,7 +9,7 @@ use super::Engine;
 use crate::domain::UserId;
 use crate::error::{Error, Result};
 use crate::store::usage_rollups::{self, Bucket, Rollup, RollupRow};
-use crate::store::{self, at, ms};
+use crate::store::{at, ms};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -279,18 +279,12 @@ impl Engine {
         if repair && !drifts.is_empty() {
             let mut tx = self.db().begin().await?;
             usage_rollups::rebuild(&mut tx, self.db().kind()).await?;
-            store::audit::insert(
+            self.audit_repair(
                 &mut tx,
-                &store::audit::NewAudit {
-                    actor,
-                    action: "usage.rollups.repair",
-                    target: "usage_rollups",
-                    before: &serde_json::to_string(&drifts).unwrap_or_default(),
-                    after: "{}",
-                    reason: None,
-                    ip: None,
-                    at: self.now_ms(),
-                },
+                actor,
+                "usage.rollups.repair",
+                "usage_rollups",
+                &drifts,
             )
             .await?;
             tx.commit().await?;
