@@ -133,6 +133,38 @@ pub async fn list_events(
     .await
 }
 
+/// One page of events, newest `created` first, by type, status and customer or user; after
+/// the keyset (`created`, `id`) of the previous page's last event.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn page_events(
+    pool: &AnyPool,
+    type_: Option<&str>,
+    status: Option<&str>,
+    customer_or_user: Option<&str>,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    let (after_created, after_id) = match after {
+        Some((c, id)) => (Some(c), Some(id)),
+        None => (None, None),
+    };
+    sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM stripe_events
+         WHERE ($1 IS NULL OR type = $1) AND ($2 IS NULL OR status = $2)
+           AND ($3 IS NULL OR customer_id = $3 OR user_id = $3)
+           AND ($4 IS NULL OR created < $4 OR (created = $4 AND id < $5))
+         ORDER BY created DESC, id DESC LIMIT $6"
+    ))
+    .bind(type_)
+    .bind(status)
+    .bind(customer_or_user)
+    .bind(after_created)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// Pending events worth another try, in `created` order: never tried, or whose customer is
 /// now known.
 #[tracing::instrument(level = "debug", skip(pool))]
