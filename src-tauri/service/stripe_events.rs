@@ -348,7 +348,7 @@ pub mod admin {
                     if let Some(c) = &row.customer_id {
                         users.extend(db::customer_in(&mut sp, c).await?.map(|c| c.user_id));
                     }
-                    for e in self.apply_again(&mut sp, &row.id).await? {
+                    for e in self.apply_again(&mut sp, &row.id, &ids).await? {
                         users.extend(e.1);
                     }
                 }
@@ -361,7 +361,7 @@ pub mod admin {
             let mut events = Vec::new();
             for row in &rows {
                 events.extend(
-                    self.apply_again(&mut tx, &row.id)
+                    self.apply_again(&mut tx, &row.id, &ids)
                         .await?
                         .into_iter()
                         .map(|e| e.0),
@@ -416,12 +416,14 @@ pub mod admin {
         }
 
         /// Applies one stored event in a savepoint of `tx` whatever its status (applying is
-        /// idempotent), then the pending events of a customer it linked. Returns each event
-        /// applied with the user it touched.
+        /// idempotent), then the pending events of a customer it linked (those not `selected`:
+        /// the selected ones follow in their own turn). Returns each event applied with the
+        /// user it touched.
         async fn apply_again(
             &self,
             tx: &mut AnyConn,
             id: &str,
+            selected: &[&str],
         ) -> Result<Vec<(ReplayedEvent, Option<String>)>> {
             let row = db::event_in(tx, id)
                 .await?
@@ -486,8 +488,8 @@ pub mod admin {
             out.push(done);
             if let Some(customer) = linked {
                 for pending in db::pending_ids_for_customer(tx, &customer).await? {
-                    if pending != id {
-                        out.extend(Box::pin(self.apply_again(tx, &pending)).await?);
+                    if pending != id && !selected.contains(&pending.as_str()) {
+                        out.extend(Box::pin(self.apply_again(tx, &pending, selected)).await?);
                     }
                 }
             }

@@ -211,6 +211,11 @@ async fn imported_events_dry_run_changes_nothing_then_replay_applies_them(backen
             .contains(&json!("plan_version")),
         "{dry}"
     );
+    assert_eq!(
+        dry["events"].as_array().unwrap().len(),
+        5,
+        "each event once: {dry}"
+    );
     assert!(dry["events"]
         .as_array()
         .unwrap()

@@ -283,7 +283,7 @@ function ImportEvents() {
   };
   return (
     <form
-      className="path-picker"
+      className="import-events"
       onSubmit={(e) => {
         e.preventDefault();
         if (path.trim()) imported.mutate();
