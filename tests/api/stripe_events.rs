@@ -115,6 +115,42 @@ async fn imported_events_dry_run_changes_nothing_then_replay_applies_them(backen
     .await;
     assert_eq!(s, StatusCode::OK, "{imported}");
     assert_eq!(imported["stored"].as_array().unwrap().len(), 5);
+    let (_, twice) = call(
+        &app,
+        Method::POST,
+        "/v1/admin/stripe/events/import",
+        &support,
+        Some(json!({"events": file, "unsigned_local_test_data": true})),
+    )
+    .await;
+    assert_eq!(twice["duplicates"].as_array().unwrap().len(), 5, "{twice}");
+    assert!(twice["stored"].as_array().unwrap().is_empty(), "{twice}");
+    let (s, garbage) = call(
+        &app,
+        Method::POST,
+        "/v1/admin/stripe/events/import",
+        &support,
+        Some(json!({"events": "not json", "unsigned_local_test_data": true})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{garbage}");
+    assert_eq!(garbage["error"]["code"], "invalid_stripe_event");
+    // The output of `stripe events list`: a list object holding the events.
+    let listed = json!({"object": "list", "has_more": false, "data": story("story-churn")
+        .iter()
+        .map(|b| serde_json::from_slice::<Value>(b).unwrap())
+        .collect::<Vec<_>>()});
+    let (s, from_list) = call(
+        &app,
+        Method::POST,
+        "/v1/admin/stripe/events/import",
+        &support,
+        Some(json!({"events": listed.to_string(), "unsigned_local_test_data": true})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{from_list}");
+    let churn_ids = from_list["stored"].as_array().unwrap().clone();
+    assert!(!churn_ids.is_empty(), "{from_list}");
 
     // Listed as pending, filtered by status, type and customer, paged by keyset.
     let (_, pending) = call(
@@ -130,7 +166,9 @@ async fn imported_events_dry_run_changes_nothing_then_replay_applies_them(backen
     let (_, rest) = call(
         &app,
         Method::GET,
-        &format!("/v1/admin/stripe/events?status=pending&limit=3&cursor={cursor}"),
+        &format!(
+            "/v1/admin/stripe/events?status=pending&customer={CUSTOMER}&limit=3&cursor={cursor}"
+        ),
         &finance,
         None,
     )
@@ -140,7 +178,7 @@ async fn imported_events_dry_run_changes_nothing_then_replay_applies_them(backen
     let (_, paid) = call(
         &app,
         Method::GET,
-        "/v1/admin/stripe/events?type=invoice.paid",
+        &format!("/v1/admin/stripe/events?type=invoice.paid&customer={CUSTOMER}"),
         &finance,
         None,
     )
@@ -250,7 +288,10 @@ async fn imported_events_dry_run_changes_nothing_then_replay_applies_them(backen
     let (_, applied) = call(
         &app,
         Method::GET,
-        "/v1/admin/stripe/events?status=applied",
+        &format!(
+            "/v1/admin/stripe/events?status=applied&customer={}",
+            who.user_id
+        ),
         &finance,
         None,
     )
