@@ -228,7 +228,7 @@ function EventJson({ id }: { id: string }) {
   );
 }
 
-function ReplayResult({ report }: { report: ReplayReport }) {
+export function ReplayResult({ report }: { report: ReplayReport }) {
   return (
     <div className="stack" data-testid={report.dry_run ? "event-dry-run-result" : "event-replay-result"}>
       <p className={report.dry_run ? "muted" : "ok-note"}>
