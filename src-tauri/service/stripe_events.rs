@@ -517,8 +517,9 @@ pub mod admin {
             })
         }
 
-        /// Stores the events of a file as pending (nothing is applied). Files carry no
-        /// signature, so they are accepted only when marked as unsigned local test data.
+        /// Stores the events of a file as pending and held: nothing applies them but a replay
+        /// (not upkeep, not a webhook linking their customer). Files carry no signature, so
+        /// they are accepted only when marked as unsigned local test data.
         pub async fn admin_import_stripe_events(
             &self,
             actor: &Actor,
@@ -553,6 +554,7 @@ pub mod admin {
                     .store_stripe_event(&mut tx, &env, &input.payload)
                     .await?
                 {
+                    db::hold_event(&mut tx, &env.id).await?;
                     report.stored.push(env.id);
                 } else {
                     report.duplicates.push(env.id);

@@ -115,6 +115,8 @@ async fn imported_events_dry_run_changes_nothing_then_replay_applies_them(backen
     .await;
     assert_eq!(s, StatusCode::OK, "{imported}");
     assert_eq!(imported["stored"].as_array().unwrap().len(), 5);
+    // Held for a replay: upkeep's pass over pending events leaves them alone.
+    assert_eq!(app.engine.apply_pending_stripe_events().await.unwrap(), 0);
     let (_, twice) = call(
         &app,
         Method::POST,
