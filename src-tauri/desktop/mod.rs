@@ -16,6 +16,7 @@ mod revenue;
 mod session;
 mod staff;
 mod state;
+mod stripe;
 mod usage;
 mod users;
 mod wire;
@@ -84,6 +85,11 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             plans::simulate_plan_file,
             plans::apply_plan_file,
             plans::migrate_plan_version,
+            // Stripe events.
+            stripe::stripe_events,
+            stripe::stripe_event,
+            stripe::replay_stripe_events,
+            stripe::import_stripe_events,
             // Staff accounts (admins).
             staff::list_staff,
             staff::set_staff_role,

@@ -14,6 +14,7 @@ mod keys;
 pub mod metrics;
 mod plans;
 mod revenue;
+mod stripe_events;
 mod usage;
 
 use crate::service::Engine;
@@ -66,7 +67,8 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(admin::routes())
         .merge(plans::routes())
         .merge(admin_usage::routes())
-        .merge(revenue::routes());
+        .merge(revenue::routes())
+        .merge(stripe_events::routes());
     (public, authed)
 }
 

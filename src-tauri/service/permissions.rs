@@ -48,10 +48,14 @@ pub enum Action {
     ApplyPlans,
     /// Moving every subscriber of one plan version to another.
     MigratePlans,
+    /// Stored Stripe webhook events and their raw JSON.
+    ViewStripeEvents,
+    /// Applying stored Stripe events again (or a dry run of it) and importing event files.
+    ReplayStripeEvents,
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 24] = [
         Action::ListUsers,
         Action::ViewUser,
         Action::SuspendUser,
@@ -74,12 +78,16 @@ impl Action {
         Action::ViewPlans,
         Action::ApplyPlans,
         Action::MigratePlans,
+        Action::ViewStripeEvents,
+        Action::ReplayStripeEvents,
     ];
 }
 
 /// The permission table. Support fixes customers' problems; finance reads revenue, invoices,
 /// usage and users; admins may do everything. Every staff member reads and checks plans; only
 /// admins publish a catalog or move subscribers between versions. Nobody impersonates with writes but admins.
+/// Every staff member reads Stripe events; support and admins replay them (replaying repairs a
+/// customer's subscription from Stripe's own facts, which is support's work), finance does not.
 pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
@@ -103,10 +111,19 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | ViewStats
                 | ViewAudit
                 | ViewPlans
+                | ViewStripeEvents
+                | ReplayStripeEvents
         ),
         Role::Finance => matches!(
             action,
-            ListUsers | ViewUser | ViewStats | ViewRevenue | ExportUsage | ViewAudit | ViewPlans
+            ListUsers
+                | ViewUser
+                | ViewStats
+                | ViewRevenue
+                | ExportUsage
+                | ViewAudit
+                | ViewPlans
+                | ViewStripeEvents
         ),
     }
 }

@@ -133,17 +133,65 @@ pub async fn list_events(
     .await
 }
 
+/// One page of events, newest `created` first, by type, status and customer or user; after
+/// the keyset (`created`, `id`) of the previous page's last event.
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn page_events(
+    pool: &AnyPool,
+    type_: Option<&str>,
+    status: Option<&str>,
+    customer_or_user: Option<&str>,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    let (after_created, after_id) = match after {
+        Some((c, id)) => (Some(c), Some(id)),
+        None => (None, None),
+    };
+    sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM stripe_events
+         WHERE ($1 IS NULL OR type = $1) AND ($2 IS NULL OR status = $2)
+           AND ($3 IS NULL OR customer_id = $3 OR user_id = $3)
+           AND ($4 IS NULL OR created < $4 OR (created = $4 AND id < $5))
+         ORDER BY created DESC, id DESC LIMIT $6"
+    ))
+    .bind(type_)
+    .bind(status)
+    .bind(customer_or_user)
+    .bind(after_created)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The note of a pending event imported from a file (unsigned local test data): nothing
+/// applies it on its own (neither upkeep nor a customer being linked), only a replay.
+pub const HELD: &str = "unsigned local test data: applied only by a replay";
+
+/// Marks a stored pending event as held for a replay.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn hold_event(conn: &mut AnyConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stripe_events SET error = $2 WHERE id = $1 AND status = 'pending'")
+        .bind(id)
+        .bind(HELD)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Pending events worth another try, in `created` order: never tried, or whose customer is
-/// now known.
+/// now known; never those held for a replay.
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn pending_ids(pool: &AnyPool, limit: i64) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM stripe_events
-         WHERE status = 'pending'
+         WHERE status = 'pending' AND (error IS NULL OR error <> $2)
            AND (attempts = 0 OR customer_id IN (SELECT customer_id FROM stripe_customers))
          ORDER BY created, id LIMIT $1",
     )
     .bind(limit)
+    .bind(HELD)
     .fetch_all(pool)
     .await
 }
@@ -154,9 +202,12 @@ pub async fn pending_ids_for_customer(
     customer: &str,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT id FROM stripe_events WHERE status = 'pending' AND customer_id = $1 ORDER BY created, id",
+        "SELECT id FROM stripe_events
+         WHERE status = 'pending' AND customer_id = $1 AND (error IS NULL OR error <> $2)
+         ORDER BY created, id",
     )
     .bind(customer)
+    .bind(HELD)
     .fetch_all(conn)
     .await
 }

@@ -188,6 +188,18 @@ pub async fn add_credits(
     .await
 }
 
+/// Every credit balance of one user, by metric.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn credits_of_user_in(
+    conn: &mut AnyConnection,
+    user: &str,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT metric, balance FROM credit_balances WHERE user_id = $1 ORDER BY metric")
+        .bind(user)
+        .fetch_all(conn)
+        .await
+}
+
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn all_credits(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT user_id, metric, balance FROM credit_balances")

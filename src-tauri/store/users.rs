@@ -184,3 +184,12 @@ pub async fn any_customer(pool: &AnyPool) -> Result<bool, sqlx::Error> {
     .await?;
     Ok(row.is_some())
 }
+
+/// The account status of a user (`active`, `suspended`, `deleted`), read in `conn`.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn status_in(conn: &mut AnyConnection, id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}

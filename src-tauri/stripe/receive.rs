@@ -94,7 +94,7 @@ impl Engine {
 
     /// Stores an event as `pending` in the caller's transaction; false when its id is
     /// already stored (then nothing changes).
-    pub(super) async fn store_stripe_event(
+    pub(crate) async fn store_stripe_event(
         &self,
         conn: &mut AnyConn,
         env: &event::Envelope,

@@ -92,7 +92,14 @@ fn collect(
             }
         }
         serde_json::Value::Object(ref map) => {
-            if map.get("object").and_then(|o| o.as_str()) == Some("event") {
+            if let (Some("list"), Some(serde_json::Value::Array(items))) =
+                (map.get("object").and_then(|o| o.as_str()), map.get("data"))
+            {
+                // The output of `stripe events list`: a list object holding the events.
+                for v in items.clone() {
+                    collect(v, source, out, skipped);
+                }
+            } else if map.get("object").and_then(|o| o.as_str()) == Some("event") {
                 out.push(EventInput {
                     source: source.to_owned(),
                     payload: value.to_string(),
@@ -127,23 +134,34 @@ pub fn read_events(path: &Path) -> anyhow::Result<(Vec<EventInput>, Vec<String>)
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
         let source = file.display().to_string();
-        let values: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&text)
-            .into_iter()
-            .collect::<std::result::Result<_, _>>()
-            .with_context(|| format!("{source} is not JSON"))?;
-        // A file holding exactly one event keeps its bytes as they are.
-        if let [v] = values.as_slice() {
-            if v.get("object").and_then(|o| o.as_str()) == Some("event") {
-                events.push(EventInput {
-                    source,
-                    payload: text,
-                });
-                continue;
-            }
+        let (mut found, mut notes) = parse_events(&text, &source)?;
+        events.append(&mut found);
+        skipped.append(&mut notes);
+    }
+    Ok((events, skipped))
+}
+
+/// The events in one file's text: one event, a JSON array, JSON lines, a `stripe events list`
+/// output (a list object with `data`) or `tollgate stripe events list --json` records.
+pub fn parse_events(text: &str, source: &str) -> anyhow::Result<(Vec<EventInput>, Vec<String>)> {
+    let values: Vec<serde_json::Value> = serde_json::Deserializer::from_str(text)
+        .into_iter()
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("{source} is not JSON"))?;
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    // A file holding exactly one event keeps its bytes as they are.
+    if let [v] = values.as_slice() {
+        if v.get("object").and_then(|o| o.as_str()) == Some("event") {
+            events.push(EventInput {
+                source: source.to_owned(),
+                payload: text.to_owned(),
+            });
+            return Ok((events, skipped));
         }
-        for v in values {
-            collect(v, &source, &mut events, &mut skipped);
-        }
+    }
+    for v in values {
+        collect(v, source, &mut events, &mut skipped);
     }
     Ok((events, skipped))
 }

@@ -15,8 +15,10 @@ use tollgate::service::audit::AuditFilter;
 use tollgate::service::decisions::Refusal;
 use tollgate::service::permissions::{allows, Action};
 use tollgate::service::revenue::RevenueTable;
+use tollgate::service::stripe_events::admin::{ReplayRequest, StripeEventQuery};
 use tollgate::service::subscriptions::Effective;
 use tollgate::service::usage_series::UsageSeriesQuery;
+use tollgate::stripe::replay::EventInput;
 use tollgate::Engine;
 
 const PASSWORD: &str = "staff-password";
@@ -79,6 +81,15 @@ struct Target {
     key: String,
     request_id: String,
     email: String,
+    /// A stored Stripe event (of a type Tollgate does not act on).
+    event: String,
+}
+
+/// A Stripe event of a type Tollgate stores but does not act on.
+fn ignored_event(id: &str) -> String {
+    json!({"id": id, "object": "event", "type": "charge.succeeded", "created": 1788444004,
+        "livemode": false, "data": {"object": {"id": "ch_console", "object": "charge"}}})
+    .to_string()
 }
 
 async fn target(engine: &Engine, n: usize) -> Target {
@@ -119,11 +130,24 @@ async fn target(engine: &Engine, n: usize) -> Target {
         })
         .await
         .expect("refusal recorded");
+    let event = format!("evt_console_{n}");
+    engine
+        .replay_stripe_events(
+            vec![EventInput {
+                source: "console test".into(),
+                payload: ignored_event(&event),
+            }],
+            false,
+            |_, _, _| {},
+        )
+        .await
+        .expect("event stored");
     Target {
         user: user.id,
         key: key.info.id.to_string(),
         request_id,
         email,
+        event,
     }
 }
 
@@ -195,6 +219,27 @@ async fn call(console: &Console, name: &str, t: &Target) -> Result<(), CommandEr
             })
             .await
             .map(drop),
+        "stripe_events" => console
+            .stripe_events(&StripeEventQuery::default())
+            .await
+            .map(drop),
+        "stripe_event" => console.stripe_event(&t.event).await.map(drop),
+        "replay_stripe_events" => console
+            .replay_stripe_events(&ReplayRequest {
+                ids: vec![t.event.clone()],
+                dry_run: true,
+                reason: None,
+            })
+            .await
+            .map(drop),
+        "import_stripe_events" => {
+            let path = scratch_file("events.jsonl");
+            std::fs::write(&path, ignored_event(&format!("{}_import", t.event))).unwrap();
+            console
+                .import_stripe_events(&path, true, reason)
+                .await
+                .map(drop)
+        }
         "list_staff" => console.list_staff().await.map(drop),
         "set_staff_role" => console
             .set_staff_role(&t.email, Role::User, reason)

@@ -16,4 +16,5 @@ mod metering;
 mod revenue;
 mod stats;
 mod stripe;
+mod stripe_events;
 mod usage_series;

@@ -437,6 +437,60 @@ async function main() {
       }, "pro@1 to have no subscribers left");
       await shot(s, "25-plans-migrated");
     });
+
+    await step("Stripe events as admin: import a story as pending, dry run (the diff), replay", async () => {
+      // The upgrade story for a third customer, as one JSON-lines file of unsigned test data.
+      const who = others[2];
+      const dir = storyFor("story-upgrade", who.id);
+      const lines = readdirSync(dir).filter((n) => n.endsWith(".json")).sort().map((f) => JSON.stringify(JSON.parse(readFileSync(join(dir, f), "utf8"))));
+      const file = join(work, "upgrade-events.jsonl");
+      writeFileSync(file, lines.join("\n") + "\n");
+      const customer = "cus_2AZbDR2B1N8qY1";
+
+      await (await s.byTestId("nav-stripe")).click();
+      await s.byTestId("stripe-import-open", 20_000);
+      await (await s.byTestId("stripe-import-path")).type(file);
+      await (await s.byTestId("stripe-import")).click();
+      const refused = await s.find('.import-events [data-code]', 20_000);
+      assert.match(await refused.text(), /unsigned|signature/i, "an unmarked file is refused and says why");
+      await (await s.byTestId("stripe-import-unsigned")).click();
+      await (await s.byTestId("stripe-import")).click();
+      assert.match(await (await s.byTestId("stripe-import-result", 20_000)).text(), /5 stored as pending/);
+
+      await (await s.byTestId("stripe-filter-customer")).type(customer);
+      const rows = await s.waitUntil(async () => {
+        const r = await s.findAll('[data-testid="event-row"]');
+        const statuses = await Promise.all(r.map((x) => x.attribute("data-status")));
+        return r.length === 5 && statuses.every((st) => st === "pending") ? r : null;
+      }, "the five imported events, pending");
+      for (const box of await s.findAll('[data-testid="event-check"]')) await box.click();
+      assert.equal(rows.length, 5);
+      // The oldest event (the checkout), by a cell: WebKit's driver does not click table rows.
+      await (await s.find('[data-testid="event-row"][data-type="checkout.session.completed"] td:nth-child(3)')).click();
+      const json = await s.byTestId("event-json", 20_000);
+      assert.match(await json.text(), /"object": "event"/, "the raw JSON of the selected event");
+      await shot(s, "26-stripe-events");
+
+      await (await s.byTestId("event-replay-dry-run")).click();
+      const diff = await s.byTestId("event-diff", 20_000);
+      assert.equal(await diff.attribute("data-user"), who.id, "the diff is the story's user's");
+      const diffText = await diff.text();
+      assert.match(diffText, /Plan\s+\S+@\d+\s+business@\d+/, `the plan changes to business: ${diffText}`);
+      await s.execute(`document.querySelector('[data-testid="event-diff"]').scrollIntoView({ block: "center" });`);
+      await shot(s, "27-stripe-dry-run");
+      const still = await Promise.all((await s.findAll('[data-testid="event-row"]')).map((x) => x.attribute("data-status")));
+      assert.ok(still.every((st) => st === "pending"), "a dry run leaves the events pending");
+
+      await (await s.byTestId("event-replay")).click();
+      await (await s.byTestId("dialog-reason")).type("e2e: apply the imported story");
+      await (await s.byTestId("dialog-confirm")).click();
+      await s.byTestId("event-replay-result", 20_000);
+      await s.waitUntil(async () => {
+        const st = await Promise.all((await s.findAll('[data-testid="event-row"]')).map((x) => x.attribute("data-status")));
+        return st.length === 5 && st.every((x) => x === "applied");
+      }, "the five events applied");
+      await shot(s, "28-stripe-replayed");
+    });
   } finally {
     await s.end();
   }

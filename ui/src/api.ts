@@ -93,6 +93,12 @@ export const api = {
   applyPlanFile: (path: string, reason: string) => unwrap(commands.applyPlanFile(path, why(reason))),
   migratePlanVersion: (from: string, to: string, reason: string) => unwrap(commands.migratePlanVersion(from, to, why(reason))),
 
+  stripeEvents: (query: T.StripeEventQuery) => unwrap(commands.stripeEvents(query)),
+  stripeEvent: (id: string) => unwrap(commands.stripeEvent(id)),
+  replayStripeEvents: (request: T.ReplayRequest) => unwrap(commands.replayStripeEvents(request)),
+  importStripeEvents: (path: string, unsignedLocalTestData: boolean, reason: string) =>
+    unwrap(commands.importStripeEvents(path, unsignedLocalTestData, why(reason))),
+
   status: () => unwrap(commands.status()),
   startApi: (addr: string | null) => unwrap(commands.startApi(addr)),
   stopApi: () => unwrap(commands.stopApi()),

@@ -80,6 +80,17 @@ export const commands = {
 	applyPlanFile: (path: string, reason: string | null) => typedError<ApplyOutcome, CommandError>(__TAURI_INVOKE("apply_plan_file", { path, reason })),
 	/**  Moves every subscriber of `from` (`pro@1`) to `to` (`pro@2`) (admins; audited). */
 	migratePlanVersion: (from: string, to: string, reason: string | null) => typedError<Migration, CommandError>(__TAURI_INVOKE("migrate_plan_version", { from, to, reason })),
+	/**  Stored events, newest first, by type, status and customer or user. */
+	stripeEvents: (query: StripeEventQuery) => typedError<StripeEventPage, CommandError>(__TAURI_INVOKE("stripe_events", { query })),
+	/**  One stored event with its raw JSON. */
+	stripeEvent: (id: string) => typedError<StripeEventDetail, CommandError>(__TAURI_INVOKE("stripe_event", { id })),
+	/**  Applies events again (audited), or with `dry_run` shows each user's state before and after. */
+	replayStripeEvents: (request: ReplayRequest) => typedError<ReplayReport, CommandError>(__TAURI_INVOKE("replay_stripe_events", { request })),
+	/**
+	 *  Stores the events of a file as pending; files carry no signature, so
+	 *  `unsigned_local_test_data` must be set.
+	 */
+	importStripeEvents: (path: string, unsignedLocalTestData: boolean, reason: string | null) => typedError<ImportReport, CommandError>(__TAURI_INVOKE("import_stripe_events", { path, unsignedLocalTestData, reason })),
 	listStaff: () => typedError<User[], CommandError>(__TAURI_INVOKE("list_staff")),
 	/**  Gives an existing account a role (`user` takes staff rights away). */
 	setStaffRole: (email: string, role: Role, reason: string | null) => typedError<User, CommandError>(__TAURI_INVOKE("set_staff_role", { email, role, reason })),
@@ -114,7 +125,11 @@ export type Action = "list_users" | "view_user" | "suspend_user" | "reactivate_u
 /**  Publishing a plan file as the new catalog. */
 "apply_plans" | 
 /**  Moving every subscriber of one plan version to another. */
-"migrate_plans";
+"migrate_plans" | 
+/**  Stored Stripe webhook events and their raw JSON. */
+"view_stripe_events" | 
+/**  Applying stored Stripe events again (or a dry run of it) and importing event files. */
+"replay_stripe_events";
 
 /**  A key as listed: never its plaintext. */
 export type ApiKeyInfo = {
@@ -188,6 +203,16 @@ export type AuditPage = {
 
 export type Backend = "sqlite" | "postgres";
 
+/**  What a user looks like to billing at one moment. */
+export type BillingState = {
+	/**  The account: `active`, `suspended`, `deleted`. */
+	account_status: string | null,
+	subscription_status: string | null,
+	/**  `pro@1`. */
+	plan_version: string | null,
+	credits: CreditBalance[],
+};
+
 /**  Customer and revenue churn in one month, per currency. */
 export type ChurnMonth = {
 	month: string,
@@ -242,6 +267,11 @@ export type ConsoleStatus = {
 export type Count = {
 	name: string,
 	count: number,
+};
+
+export type CreditBalance = {
+	metric: string,
+	balance: number,
 };
 
 /**  The open database. */
@@ -361,6 +391,15 @@ export type Impersonation = {
 	expires_in: number,
 	/**  False: the token may only read. */
 	can_write: boolean,
+};
+
+export type ImportReport = {
+	/**  Stored as pending. */
+	stored: string[],
+	/**  Already stored: left as they were. */
+	duplicates: string[],
+	/**  JSON values that were not events. */
+	notes: string[],
 };
 
 /**  How often a plan is billed. */
@@ -562,6 +601,30 @@ export type RecentConnection = {
 	last_used_ms: number,
 };
 
+export type ReplayReport = {
+	dry_run: boolean,
+	events: ReplayedEvent[],
+	users: UserStateDiff[],
+};
+
+/**  Which events to replay, and whether for real. */
+export type ReplayRequest = {
+	ids: string[],
+	/**  Apply inside a transaction that is rolled back: the diff says what would change. */
+	dry_run: boolean,
+	reason: string | null,
+};
+
+/**  What applying one event did (or would do). */
+export type ReplayedEvent = {
+	id: string,
+	type: string,
+	/**  `applied`, `pending`, `failed` or `ignored`. */
+	outcome: string,
+	error: string | null,
+	changes: string[],
+};
+
 /**  A revenue table and when it was computed. */
 export type Report<Row> = {
 	as_of: string,
@@ -659,6 +722,47 @@ export type Stats = {
 };
 
 export type Status = "trialing" | "active" | "past_due" | "canceled" | "unpaid";
+
+/**  One event with its payload exactly as received. */
+export type StripeEventDetail = {
+	event: StripeEventSummary,
+	/**  The raw JSON text. */
+	raw: string,
+};
+
+export type StripeEventPage = {
+	events: StripeEventSummary[],
+	next_cursor: string | null,
+};
+
+/**  Filters and paging of the event list. */
+export type StripeEventQuery = {
+	/**  An event type such as `invoice.paid`. */
+	type: string | null,
+	/**  `pending`, `applied`, `failed` or `ignored`. */
+	status: string | null,
+	/**  A Stripe customer (`cus_…`) or a user (`usr_…`). */
+	customer: string | null,
+	/**  `next_cursor` of the previous page. */
+	cursor: string | null,
+	/**  1 to 500, 100 by default. */
+	limit: number | null,
+};
+
+/**  One stored event as the list shows it. */
+export type StripeEventSummary = {
+	id: string,
+	type: string,
+	created: string,
+	livemode: boolean,
+	status: string,
+	error: string | null,
+	customer_id: string | null,
+	user_id: string | null,
+	received_at: string,
+	applied_at: string | null,
+	attempts: number,
+};
 
 /**  A subscription as shown to its user and to staff. */
 export type SubscriptionView = {
@@ -822,6 +926,15 @@ export type UserRow = {
 };
 
 export type UserSort = "created_desc" | "created_asc" | "email_asc";
+
+/**  One user's state before and after the events, and the fields that differ. */
+export type UserStateDiff = {
+	user_id: string,
+	before: BillingState,
+	after: BillingState,
+	/**  `account_status`, `subscription_status`, `plan_version`, `credits`. */
+	changed: string[],
+};
 
 /**  Life-cycle state of an account. */
 export type UserStatus = "active" | "suspended" | "deleted";

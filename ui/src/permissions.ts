@@ -21,6 +21,8 @@ const VERBS: Partial<Record<Action, string>> = {
   view_plans: "read plans",
   apply_plans: "apply plan files",
   migrate_plans: "migrate subscribers between plan versions",
+  view_stripe_events: "read Stripe events",
+  replay_stripe_events: "replay or import Stripe events",
 };
 
 export function gate(allowed: readonly Action[] | undefined, role: Role | undefined, action: Action): Gate {

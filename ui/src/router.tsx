@@ -10,6 +10,7 @@ import { RevenueScreen, parseRevenueSearch } from "./routes/RevenueScreen";
 import { ApiScreen } from "./routes/ApiScreen";
 import { PlansScreen, parsePlansSearch } from "./routes/PlansScreen";
 import { UsageScreen, parseUsageSearch } from "./routes/UsageScreen";
+import { StripeEventsScreen, parseStripeSearch } from "./routes/StripeEventsScreen";
 
 const rootRoute = createRootRoute({ component: Shell });
 
@@ -56,9 +57,16 @@ export const plansRoute = createRoute({
   component: PlansScreen,
 });
 
+export const stripeRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/stripe",
+  validateSearch: parseStripeSearch,
+  component: StripeEventsScreen,
+});
+
 export const apiRoute = createRoute({ getParentRoute: () => rootRoute, path: "/api", component: ApiScreen });
 
-const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute, usageRoute, revenueRoute, plansRoute, apiRoute]);
+const routeTree = rootRoute.addChildren([homeRoute, usersRoute, userRoute, auditRoute, usageRoute, revenueRoute, plansRoute, stripeRoute, apiRoute]);
 
 export function createConsoleRouter() {
   return createRouter({ routeTree, history: createHashHistory(), defaultPreload: false });

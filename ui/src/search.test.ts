@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseUserSearch, toUserQuery } from "./routes/UsersScreen";
+import { diffRows, parseStripeSearch, toStripeQuery } from "./routes/StripeEventsScreen";
 import { parseAuditSearch, toAuditFilter } from "./routes/AuditScreen";
 import { summarize } from "./routes/UserScreen";
 import { gate } from "./permissions";
@@ -36,5 +37,21 @@ describe("permission gate", () => {
   it("gives the reason when the role lacks the action", () => {
     expect(gate(["view_user"], "finance", "change_plan")).toEqual({ allowed: false, reason: "The finance role cannot change plans." });
     expect(gate(["change_plan"], "support", "change_plan")).toEqual({ allowed: true });
+  });
+});
+
+describe("stripe events route search params", () => {
+  it("keeps known statuses and trimmed filters only", () => {
+    expect(parseStripeSearch({ type: " invoice.paid ", status: "done", customer: "", event: "evt_1" })).toEqual({ type: "invoice.paid", event: "evt_1" });
+    expect(parseStripeSearch({ status: "pending" })).toEqual({ status: "pending" });
+    expect(toStripeQuery({ customer: "cus_1" }, "c1")).toEqual({ type: null, status: null, customer: "cus_1", cursor: "c1", limit: 100 });
+  });
+  it("shows each billing field before and after", () => {
+    const before = { account_status: "active", subscription_status: "active", plan_version: "free@1", credits: [] };
+    const after = { ...before, plan_version: "pro@1", credits: [{ metric: "generations", balance: 100 }] };
+    const rows = diffRows(before, after);
+    expect(rows.find((r) => r[0] === "Plan")).toEqual(["Plan", "free@1", "pro@1"]);
+    expect(rows.find((r) => r[0] === "Credits")).toEqual(["Credits", "none", "generations: 100"]);
+    expect(rows.find((r) => r[0] === "Account")).toEqual(["Account", "active", "active"]);
   });
 });

@@ -4,6 +4,7 @@ import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/re
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { CheckResult } from "./routes/PlansScreen";
+import { ReplayResult } from "./routes/StripeEventsScreen";
 import { JsonView } from "./components/JsonView";
 import { RangePicker } from "./components/RangePicker";
 import { ExportCsvButton } from "./components/ExportCsvButton";
@@ -45,6 +46,27 @@ describe("raw JSON view", () => {
     expect(raw.querySelector(".j-string")?.textContent).toBe('"evt_1"');
     expect(raw.querySelector(".j-number")?.textContent).toBe("1200");
     expect(raw.querySelector(".j-literal")?.textContent).toBe("false");
+  });
+});
+
+describe("stripe replay result", () => {
+  it("marks the fields a dry run would change, per user", () => {
+    const state = { account_status: "active", subscription_status: "active", plan_version: "free@1", credits: [] };
+    render(
+      <ReplayResult
+        report={{
+          dry_run: true,
+          events: [{ id: "evt_1", type: "customer.subscription.updated", outcome: "applied", error: null, changes: ["user usr_1: plan free@1 → business@1"] }],
+          users: [{ user_id: "usr_1", before: state, after: { ...state, plan_version: "business@1" }, changed: ["plan_version"] }],
+        }}
+      />,
+    );
+    expect(screen.getByTestId("event-dry-run-result").textContent).toContain("nothing was kept");
+    const diff = screen.getByTestId("event-diff");
+    expect(diff.dataset.user).toBe("usr_1");
+    const changed = [...diff.querySelectorAll('tr[data-changed="true"]')].map((r) => r.textContent);
+    expect(changed).toEqual(["Planfree@1business@1"]);
+    expect(screen.getByText("user usr_1: plan free@1 → business@1")).toBeTruthy();
   });
 });
 

@@ -6,9 +6,7 @@ import { useSession } from "../session";
 import { StatusBar } from "../components/StatusBar";
 import { ImpersonationBanner } from "../components/Impersonation";
 
-const COMING = [
-  { id: "nav-stripe", label: "Stripe events" },
-] as const;
+const COMING: readonly { id: string; label: string }[] = [];
 
 export function Shell() {
   const { permissions } = useSession();
@@ -41,10 +39,15 @@ export function Shell() {
             Plans
           </Link>
         )}
+        {permissions.includes("view_stripe_events") && (
+          <Link to="/stripe" className="nav-item" data-testid="nav-stripe" search={{}}>
+            Stripe events
+          </Link>
+        )}
         <Link to="/api" className="nav-item" data-testid="nav-api">
           API listener
         </Link>
-        <div className="nav-heading">Coming</div>
+        {COMING.length > 0 && <div className="nav-heading">Coming</div>}
         {COMING.map((c) => (
           <span key={c.id} className="nav-item coming" data-testid={c.id} aria-disabled="true" title="Not built yet">
             {c.label}
