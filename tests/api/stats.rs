@@ -194,8 +194,11 @@ async fn drifted_counts_are_reported_and_repaired(backend: Backend) {
 
     // A lost update and a lost active day, as a bug or a hand edit would leave them.
     let db = app.engine.db().write();
+    // One row of the count: on PostgreSQL a count is spread over several shard rows.
     sqlx::query(
-        "UPDATE stat_counts SET count = count + 5 WHERE stat = 'users_status' AND key = 'active'",
+        "UPDATE stat_counts SET count = count + 5 WHERE (stat, key, day, shard) IN (
+           SELECT stat, key, day, shard FROM stat_counts
+           WHERE stat = 'users_status' AND key = 'active' LIMIT 1)",
     )
     .execute(db)
     .await
