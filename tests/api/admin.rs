@@ -1,23 +1,12 @@
 //! The back office through HTTP: permissions per role, each action's effect and audit row,
 //! impersonation, refusal explanations, search and stats.
 
-use crate::helpers::{register, send, staff_token, Backend, TestApp};
+use crate::helpers::{call, register, staff_token, Backend, TestApp};
 use crate::on_both;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tollgate::domain::Role;
 use tollgate::service::permissions::{allows, Action};
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let (status, _, value) = send(app, method, path, Some(token), body).await;
-    (status, value)
-}
 
 async fn audit_rows(app: &TestApp, action: &str) -> Vec<Value> {
     let entries = app

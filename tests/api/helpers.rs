@@ -258,6 +258,18 @@ pub async fn new_user(app: &TestApp, email: &str) -> tollgate::domain::User {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
+/// [`send`] with a bearer token, for tests that need only the status and the body.
+pub async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let (status, _, value) = send(app, method, path, Some(token), body).await;
+    (status, value)
+}
+
 /// One request, bearer `token` and JSON `body` when given: status, headers and body (JSON when
 /// it parses, else the text, `null` when empty).
 pub async fn send(

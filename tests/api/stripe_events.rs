@@ -2,7 +2,7 @@
 //! a dry run that changes nothing and reports each user's state before and after, and a real
 //! replay with the same result (audited; finance is refused).
 
-use crate::helpers::{register, send, staff_token, story, Backend, TestApp};
+use crate::helpers::{call, register, staff_token, story, Backend, TestApp};
 use crate::on_both;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -10,17 +10,6 @@ use tollgate::domain::Role;
 use tollgate::store::stripe as db;
 
 const CUSTOMER: &str = "cus_2AZbDR2B1N8qY1";
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let (status, _, value) = send(app, method, path, Some(token), body).await;
-    (status, value)
-}
 
 /// The upgrade story as one JSON-lines file.
 fn story_lines() -> String {
