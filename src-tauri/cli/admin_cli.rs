@@ -67,6 +67,12 @@ pub enum DevCommand {
         users: u64,
         #[arg(long, default_value_t = 10_000)]
         events: u64,
+        /// Customers (among the users) given a Stripe billing history, for the revenue reports.
+        #[arg(long, default_value_t = 0)]
+        paying: u64,
+        /// Months of billing history the paying customers get.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=120))]
+        months: u32,
         /// Random seed, for repeatable data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -269,6 +275,8 @@ pub async fn dev(settings: Settings, cmd: DevCommand) -> anyhow::Result<()> {
     let DevCommand::Seed {
         users,
         events,
+        paying,
+        months,
         seed,
     } = cmd;
     let engine = Engine::start(settings).await?;
@@ -293,14 +301,37 @@ pub async fn dev(settings: Settings, cmd: DevCommand) -> anyhow::Result<()> {
         "users" => user_bar.set_position(done),
         _ => event_bar.set_position(done),
     };
-    let result = engine.seed(users, events, seed, &progress).await;
+    let mut result = engine.seed(users, events, seed, &progress).await;
     user_bar.finish();
     event_bar.finish();
+    let mut revenue = Default::default();
+    if result.is_ok() && paying > 0 {
+        let bar = indicatif::ProgressBar::new(paying).with_prefix("paying");
+        let progress = |_: &str, done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done)
+        };
+        match engine.seed_revenue(paying, months, seed, &progress).await {
+            Ok(r) => revenue = r,
+            Err(e) => result = Err(e),
+        }
+        bar.finish();
+    }
     engine.shutdown().await;
     result?;
     println!(
         "seeded {users} users and {events} usage events in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if paying > 0 {
+        let crate::service::seed::RevenueSeeded {
+            customers,
+            invoices,
+            refunds,
+        } = revenue;
+        println!(
+            "{customers} paying customers over {months} months: {invoices} paid invoices, {refunds} refunds"
+        );
+    }
     Ok(())
 }

@@ -69,6 +69,18 @@ impl Console {
         })
     }
 
+    /// The running listener's API reference page.
+    pub async fn docs_url(&self) -> Result<String, CommandError> {
+        self.staff().await?;
+        match self.api.addr().await {
+            Some(addr) => Ok(docs_page(addr)),
+            None => Err(CommandError::new(
+                ErrorCode::ApiStopped,
+                "the API listener is off: switch it on to read its documentation",
+            )),
+        }
+    }
+
     pub async fn stop_api(&self) -> Result<ApiStatus, CommandError> {
         let engine = self.connected().await?;
         self.api.stop().await?;
@@ -104,6 +116,39 @@ pub async fn api_listener(
     console.api_listener(limit).await
 }
 
+/// `http://ADDR/docs`, reachable from this machine even when the listener is on every
+/// interface (`0.0.0.0` or `::`).
+fn docs_page(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}/docs", addr.port())
+}
+
+/// Opens the running listener's `/docs` in the default browser; answers the URL it opened.
+/// Only this URL can be opened: the window itself has no permission to open any.
+#[tauri::command]
+#[specta::specta]
+pub async fn open_api_docs(
+    app: tauri::AppHandle,
+    console: State<'_, Console>,
+) -> Result<String, CommandError> {
+    use tauri_plugin_opener::OpenerExt;
+    let url = console.docs_url().await?;
+    app.opener()
+        .open_url(url.as_str(), None::<&str>)
+        .map_err(|e| {
+            CommandError::new(
+                ErrorCode::BrowserUnavailable,
+                format!("could not open {url} in a browser: {e}"),
+            )
+        })?;
+    Ok(url)
+}
+
 /// Turns the HTTP API off once in-flight requests have finished.
 #[tauri::command]
 #[specta::specta]
@@ -126,5 +171,15 @@ mod tests {
         );
         let err = parse_addr(Some("localhost"), default).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidAddress);
+    }
+
+    #[test]
+    fn the_docs_url_reaches_the_listener_from_this_machine() {
+        let url = |a: &str| docs_page(a.parse().unwrap());
+        assert_eq!(url("127.0.0.1:8080"), "http://127.0.0.1:8080/docs");
+        assert_eq!(url("0.0.0.0:9000"), "http://127.0.0.1:9000/docs");
+        assert_eq!(url("[::]:9000"), "http://[::1]:9000/docs");
+        assert_eq!(url("[::1]:81"), "http://[::1]:81/docs");
+        assert_eq!(url("192.168.1.4:80"), "http://192.168.1.4:80/docs");
     }
 }

@@ -103,8 +103,11 @@ impl Console {
                 total,
             })
         };
+        let seed = rand::random();
+        engine.seed(u64::from(users), events, seed, &report).await?;
+        // A quarter of the customers pay, with two years of invoices for the Revenue screen.
         engine
-            .seed(u64::from(users), events, rand::random(), &report)
+            .seed_revenue(u64::from(users) / 4, 24, seed, &report)
             .await?;
         Ok(SeedSummary {
             users: u64::from(users),

@@ -41,6 +41,10 @@ pub enum ErrorCode {
     ApiAlreadyRunning,
     /// The server could not listen or stopped with an I/O error.
     ApiFailed,
+    /// The API listener is off, so there is nothing to open.
+    ApiStopped,
+    /// No browser could be started to open a page (the message says why).
+    BrowserUnavailable,
     /// A file the console was asked to open could not be read (missing, not text, no access).
     FileUnreadable,
     /// A file the console was asked to write could not be written.

@@ -97,6 +97,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             api::status,
             api::start_api,
             api::stop_api,
+            api::open_api_docs,
             api::api_listener,
         ])
         .events(tauri_specta::collect_events![wire::SeedProgress])
@@ -144,6 +145,7 @@ fn run_window(
     let builder = specta_builder();
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_opener::init())
         .invoke_handler(builder.invoke_handler())
         .setup(move |app| {
             builder.mount_events(app);

@@ -4,12 +4,12 @@ use super::auth::Caller;
 use super::client_ip::ClientIp;
 use super::docs::ErrorBody;
 use super::error::ApiError;
-use super::json::ApiJson;
+use super::json::{ApiJson, PathId};
 use super::AppState;
-use crate::domain::{RefreshToken, Role, Scope, User, UserStatus};
+use crate::domain::{RefreshToken, Role, Scope, SessionId, User, UserStatus};
 use crate::service::accounts::{Device, Registration, SessionInfo, TokenPair};
 use crate::service::api_keys::NewKey;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -363,17 +363,17 @@ async fn list_sessions(
 
 /// Sign out one device.
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "accounts", security(("bearer" = [])),
-    params(("id" = String, Path, description = "session id (ses_…)")),
+    params(("id" = SessionId, Path, description = "session id (ses_…)")),
     responses((status = 204, description = "revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn revoke_session(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<SessionId>,
 ) -> Result<StatusCode, ApiError> {
     let p = caller.require_write()?;
     state
         .engine
-        .revoke_session(&p.user.id, &id, "revoked_by_user")
+        .revoke_session(&p.user.id, id.as_str(), "revoked_by_user")
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

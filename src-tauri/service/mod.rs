@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     /// Back-office actions checked, while [`Engine::note_authorizations`] is on: tests compare
     /// the transports by the actions their calls check.
     pub(crate) authorizations: Mutex<Option<Vec<permissions::Action>>>,
+    /// The revenue reports' last ledger (see `revenue::CachedLedger`).
+    pub(crate) revenue: tokio::sync::Mutex<Option<revenue::CachedLedger>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -130,6 +132,7 @@ impl Engine {
                 limiter: rate_limits::Limiter::default(),
                 key_cache: RwLock::new(HashMap::new()),
                 authorizations: Mutex::new(None),
+                revenue: tokio::sync::Mutex::new(None),
             }),
         };
         engine.ensure_catalog().await?;

@@ -21,17 +21,25 @@ pub struct PaidInvoice {
     pub paid_at: i64,
 }
 
-/// Every paid invoice, oldest first.
-#[tracing::instrument(level = "debug", skip(pool))]
-pub async fn paid_invoices(pool: &AnyPool) -> Result<Vec<PaidInvoice>, sqlx::Error> {
-    sqlx::query_as(
+/// Every paid invoice, oldest first (by `created`, then id), given to `each` one at a time so
+/// that a long history is never held as rows.
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn each_paid_invoice(
+    pool: &AnyPool,
+    mut each: impl FnMut(PaidInvoice),
+) -> Result<(), sqlx::Error> {
+    use futures_util::TryStreamExt;
+    let mut rows = sqlx::query_as::<_, PaidInvoice>(
         "SELECT invoice_id, user_id, subscription_id, billing_reason, price_id, plan_id, currency,
                 amount_paid, period_start, period_end, created, COALESCE(paid_at, created) AS paid_at
          FROM stripe_invoices WHERE status = 'paid'
          ORDER BY created, invoice_id",
     )
-    .fetch_all(pool)
-    .await
+    .fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        each(row);
+    }
+    Ok(())
 }
 
 /// How a subscription ended (if it did) and when its trial ended, as Stripe last told.
@@ -72,4 +80,12 @@ pub async fn refunds(pool: &AnyPool) -> Result<Vec<Refund>, sqlx::Error> {
     )
     .fetch_all(pool)
     .await
+}
+
+/// Changes whenever a paid invoice, a subscription's end or a refund does (kept by triggers).
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn version(pool: &AnyPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT version FROM revenue_version WHERE id = 1")
+        .fetch_one(pool)
+        .await
 }

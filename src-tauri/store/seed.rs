@@ -3,6 +3,69 @@
 
 use sqlx::AnyConnection;
 
+/// One value of a bulk-inserted row.
+#[derive(Debug, Clone)]
+pub enum Cell {
+    Text(String),
+    Int(i64),
+    Null,
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Cell {
+        Cell::Text(s.to_owned())
+    }
+}
+impl From<String> for Cell {
+    fn from(s: String) -> Cell {
+        Cell::Text(s)
+    }
+}
+impl From<i64> for Cell {
+    fn from(n: i64) -> Cell {
+        Cell::Int(n)
+    }
+}
+impl<T: Into<Cell>> From<Option<T>> for Cell {
+    fn from(v: Option<T>) -> Cell {
+        v.map_or(Cell::Null, Into::into)
+    }
+}
+
+/// Inserts `rows` into `into` (`table (col, …)`) in one statement; every row has as many cells
+/// as the column list names. Callers keep a statement under the databases' limit on bound
+/// values (SQLite: 32,766; PostgreSQL: 65,535).
+pub async fn insert_rows(
+    conn: &mut AnyConnection,
+    into: &str,
+    rows: &[Vec<Cell>],
+) -> Result<(), sqlx::Error> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let mut sql = format!("INSERT INTO {into} VALUES ");
+    let mut n = 0;
+    for (i, row) in rows.iter().enumerate() {
+        debug_assert_eq!(row.len(), width, "every row has the same columns");
+        sql.push_str(if i == 0 { "(" } else { ",(" });
+        for j in 0..row.len() {
+            n += 1;
+            sql.push_str(&format!("{}${n}", if j == 0 { "" } else { "," }));
+        }
+        sql.push(')');
+    }
+    let mut q = sqlx::query(&sql);
+    for cell in rows.iter().flatten() {
+        q = match cell {
+            Cell::Text(s) => q.bind(s.as_str()),
+            Cell::Int(v) => q.bind(*v),
+            Cell::Null => q.bind(None::<i64>),
+        };
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
 pub struct SeedUser {
     pub id: String,
     pub email: String,
@@ -20,74 +83,53 @@ pub async fn insert_users(
     rows: &[SeedUser],
     password_hash: &str,
 ) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut sql = String::from(
-        "INSERT INTO users (id, email, full_name, password_hash, role, status, created_at, updated_at, deleted_at) VALUES ",
-    );
-    for (i, _) in rows.iter().enumerate() {
-        let b = i * 6;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, 'user', ${}, ${}, ${}, CASE WHEN ${} = 'deleted' THEN ${} END)",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 6,
-            b + 5,
-            b + 6
-        ));
-    }
-    let mut q = sqlx::query(&sql);
-    for r in rows {
-        q = q
-            .bind(&r.id)
-            .bind(&r.email)
-            .bind(&r.full_name)
-            .bind(password_hash)
-            .bind(r.status)
-            .bind(r.created_at);
-    }
-    q.execute(&mut *conn).await?;
-
-    let mut sql = String::from(
-        "INSERT INTO subscriptions (id, user_id, plan_version_id, status, period_anchor, current_period_start, \
-         current_period_end, cancel_at_period_end, created_at, updated_at) VALUES ",
-    );
-    for (i, _) in rows.iter().enumerate() {
-        let b = i * 5;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, 'active', ${}, ${}, ${}, 0, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 4,
-            b + 5,
-            b + 4,
-            b + 4
-        ));
-    }
-    let mut q = sqlx::query(&sql);
-    for r in rows {
-        q = q
-            .bind(&r.sub_id)
-            .bind(&r.id)
-            .bind(&r.plan_version_id)
-            .bind(r.created_at)
-            .bind(r.period_end);
-    }
-    q.execute(conn).await?;
-    Ok(())
+    let users: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| {
+            let deleted_at = (r.status == "deleted").then_some(r.created_at);
+            vec![
+                r.id.as_str().into(),
+                r.email.as_str().into(),
+                r.full_name.as_str().into(),
+                password_hash.into(),
+                "user".into(),
+                r.status.into(),
+                r.created_at.into(),
+                r.created_at.into(),
+                deleted_at.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "users (id, email, full_name, password_hash, role, status, created_at, updated_at, deleted_at)",
+        &users,
+    )
+    .await?;
+    let subscriptions: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.sub_id.as_str().into(),
+                r.id.as_str().into(),
+                r.plan_version_id.as_str().into(),
+                "active".into(),
+                r.created_at.into(),
+                r.created_at.into(),
+                r.period_end.into(),
+                0.into(),
+                r.created_at.into(),
+                r.created_at.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "subscriptions (id, user_id, plan_version_id, status, period_anchor, current_period_start, \
+         current_period_end, cancel_at_period_end, created_at, updated_at)",
+        &subscriptions,
+    )
+    .await
 }
 
 pub struct SeedEvent {
@@ -102,35 +144,63 @@ pub async fn insert_events(
     conn: &mut AnyConnection,
     rows: &[SeedEvent],
 ) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut sql = String::from(
-        "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start) VALUES ",
-    );
-    for (i, _) in rows.iter().enumerate() {
-        let b = i * 5;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, 'consume', 1, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5
-        ));
-    }
-    let mut q = sqlx::query(&sql);
-    for r in rows {
-        q = q
-            .bind(&r.id)
-            .bind(&r.user_id)
-            .bind(&r.metric)
-            .bind(r.at)
-            .bind(r.period_start);
-    }
-    q.execute(conn).await?;
+    let rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.as_str().into(),
+                r.user_id.as_str().into(),
+                r.metric.as_str().into(),
+                "consume".into(),
+                1.into(),
+                r.at.into(),
+                r.period_start.into(),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "usage_events (id, user_id, metric, kind, amount, at, period_start)",
+        &rows,
+    )
+    .await
+}
+
+/// Customers' ids for a revenue history: users who are not staff and not deleted, oldest first.
+pub async fn customer_ids(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM users WHERE role = 'user' AND deleted_at IS NULL ORDER BY created_at, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Puts a customer who still pays on the plan version they pay for, linked to Stripe.
+pub async fn link_subscription(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    plan_version_id: &str,
+    customer_id: &str,
+    subscription_id: &str,
+    period: (i64, i64),
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE subscriptions SET plan_version_id = $2, stripe_customer_id = $3,
+                stripe_subscription_id = $4, period_anchor = $5, current_period_start = $5,
+                current_period_end = $6, stripe_updated_at = $5, updated_at = $5
+         WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .bind(plan_version_id)
+    .bind(customer_id)
+    .bind(subscription_id)
+    .bind(period.0)
+    .bind(period.1)
+    .execute(conn)
+    .await?;
     Ok(())
 }

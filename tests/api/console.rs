@@ -60,7 +60,7 @@ fn console_commands() -> Vec<String> {
 }
 
 /// Commands that act on no user and check no back-office permission.
-const UNGUARDED: [&str; 12] = [
+const UNGUARDED: [&str; 13] = [
     "connection_state",
     "connect",
     "disconnect",
@@ -73,6 +73,7 @@ const UNGUARDED: [&str; 12] = [
     "status",
     "start_api",
     "stop_api",
+    "open_api_docs",
 ];
 
 /// What one command acts on: a fresh customer with an API key and a recorded refusal.
@@ -340,18 +341,22 @@ async fn every_console_command_goes_through_the_permission_table(backend: Backen
             console.permissions().await.map(drop),
             console.list_plans().await.map(drop),
             console.start_api(Some("127.0.0.1:0")).await.map(drop),
+            console.docs_url().await.map(drop),
             console.stop_api().await.map(drop),
         ];
         for (i, result) in signed.into_iter().enumerate() {
             match (role.is_staff(), result) {
                 (true, Ok(())) => {}
                 // Stopping a stopped API needs only an open database.
-                (false, Ok(())) if i == 3 => {}
+                (false, Ok(())) if i == 4 => {}
                 (false, Err(e)) => assert_eq!(e.code, ErrorCode::NotSignedIn, "{role} #{i}"),
                 (staff, result) => panic!("{role} #{i}: staff {staff}, got {result:?}"),
             }
         }
         if role.is_staff() {
+            // With the listener off there is no page to open.
+            let off = console.docs_url().await.unwrap_err();
+            assert_eq!(off.code, ErrorCode::ApiStopped, "{role}");
             // The permissions command lists exactly the table's row.
             let listed = console.permissions().await.unwrap();
             let expected: Vec<Action> = Action::ALL

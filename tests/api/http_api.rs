@@ -323,6 +323,17 @@ async fn profile_password_and_sessions(backend: Backend) {
     )
     .await;
     assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    // Not a session id at all: refused by the extractor, before the handler runs.
+    let (s, _, v) = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/v1/me/sessions/key_0abc",
+        Some(&r.access),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["fields"][0]["code"], "invalid_id");
 
     let (s, _, _) = send(
         &app,

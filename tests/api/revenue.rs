@@ -403,6 +403,58 @@ async fn write_history(app: &TestApp) {
     tx.commit().await.unwrap();
 }
 
+on_both!(revenue_reports_follow_a_new_fact_at_once);
+async fn revenue_reports_follow_a_new_fact_at_once(backend: Backend) {
+    // Arrange: the history above, read once (the ledger is built and kept).
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    write_history(&app).await;
+    app.clock
+        .set(Utc.with_ymd_and_hms(2026, 6, 25, 0, 0, 0).unwrap());
+    let finance = staff_token(&app, "cfo@example.com", Role::Finance).await;
+    let june = |rows: &[Value]| ints(&rows[3], &["mrr", "refunded", "net_revenue"]);
+    assert_eq!(june(&rows(&app, "mrr", 4, &finance).await), [9550, 0, 6150]);
+    assert_eq!(
+        june(&rows(&app, "mrr", 4, &finance).await),
+        [9550, 0, 6150],
+        "the same answer from the kept ledger"
+    );
+
+    // Act: a refund in June arrives.
+    let mut tx = app.engine.db().begin().await.unwrap();
+    db::put_refund(
+        &mut tx,
+        &RefundRow {
+            charge_id: "ch_d_june".into(),
+            customer_id: "cus_usr_d".into(),
+            user_id: "usr_d".into(),
+            payment_intent: None,
+            amount: 1200,
+            amount_refunded: 500,
+            currency: "usd".into(),
+            refunded: 0,
+            refunded_at: Utc
+                .with_ymd_and_hms(2026, 6, 10, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis(),
+            updated_at: Utc
+                .with_ymd_and_hms(2026, 6, 10, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // Assert: the next report counts it; MRR is unchanged.
+    assert_eq!(
+        june(&rows(&app, "mrr", 4, &finance).await),
+        [9550, 500, 5650]
+    );
+}
+
 on_both!(revenue_figures_on_a_hand_built_history);
 async fn revenue_figures_on_a_hand_built_history(backend: Backend) {
     // Arrange: the history above, seen on 2026-06-25; four months: March to June.

@@ -102,5 +102,6 @@ export const api = {
   status: () => unwrap(commands.status()),
   startApi: (addr: string | null) => unwrap(commands.startApi(addr)),
   stopApi: () => unwrap(commands.stopApi()),
+  openApiDocs: () => unwrap(commands.openApiDocs()),
   apiListener: (limit: number | null) => unwrap(commands.apiListener(limit)),
 };

@@ -101,6 +101,11 @@ export const commands = {
 	/**  Turns the HTTP API off once in-flight requests have finished. */
 	stopApi: () => typedError<ApiStatus, CommandError>(__TAURI_INVOKE("stop_api")),
 	/**
+	 *  Opens the running listener's `/docs` in the default browser; answers the URL it opened.
+	 *  Only this URL can be opened: the window itself has no permission to open any.
+	 */
+	openApiDocs: () => typedError<string, CommandError>(__TAURI_INVOKE("open_api_docs")),
+	/**
 	 *  The API screen: address, state, requests per second, error counts by status and code (as
 	 *  `/metrics` counts them) and the latest refusals (`limit`: 1 to 200, 20 default).
 	 */
@@ -331,6 +336,10 @@ export type ErrorCode =
 "address_unavailable" | "api_already_running" | 
 /**  The server could not listen or stopped with an I/O error. */
 "api_failed" | 
+/**  The API listener is off, so there is nothing to open. */
+"api_stopped" | 
+/**  No browser could be started to open a page (the message says why). */
+"browser_unavailable" | 
 /**  A file the console was asked to open could not be read (missing, not text, no access). */
 "file_unreadable" | 
 /**  A file the console was asked to write could not be written. */

@@ -31,127 +31,61 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
-fn rate_cell(r: Option<f64>) -> String {
-    r.map(|r| format!("{r:.4}")).unwrap_or_default()
+/// How one field is written in a cell.
+trait CsvCell {
+    fn cell(&self) -> String;
 }
 
-impl CsvRow for MrrMonth {
-    const HEADER: &'static [&'static str] = &[
-        "month",
-        "currency",
-        "snapshot_at",
-        "mrr",
-        "arr",
-        "paying_customers",
-        "arpu",
-        "collected",
-        "refunded",
-        "net_revenue",
-    ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.month.clone(),
-            self.currency.clone(),
-            self.snapshot_at.to_rfc3339(),
-            self.mrr.to_string(),
-            self.arr.to_string(),
-            self.paying_customers.to_string(),
-            self.arpu.to_string(),
-            self.collected.to_string(),
-            self.refunded.to_string(),
-            self.net_revenue.to_string(),
-        ]
+impl CsvCell for String {
+    fn cell(&self) -> String {
+        self.clone()
     }
 }
 
-impl CsvRow for MovementMonth {
-    const HEADER: &'static [&'static str] = &[
-        "month",
-        "currency",
-        "start_mrr",
-        "new",
-        "expansion",
-        "contraction",
-        "churned",
-        "reactivation",
-        "net_new",
-        "end_mrr",
-        "new_customers",
-        "expansion_customers",
-        "contraction_customers",
-        "churned_customers",
-        "reactivated_customers",
-    ];
-    fn cells(&self) -> Vec<String> {
-        let n = [
-            self.start_mrr,
-            self.new,
-            self.expansion,
-            self.contraction,
-            self.churned,
-            self.reactivation,
-            self.net_new,
-            self.end_mrr,
-            self.new_customers,
-            self.expansion_customers,
-            self.contraction_customers,
-            self.churned_customers,
-            self.reactivated_customers,
-        ];
-        let mut cells = vec![self.month.clone(), self.currency.clone()];
-        cells.extend(n.iter().map(i64::to_string));
-        cells
+impl CsvCell for i64 {
+    fn cell(&self) -> String {
+        self.to_string()
     }
 }
 
-impl CsvRow for PlanMonth {
-    const HEADER: &'static [&'static str] = &[
-        "month",
-        "plan",
-        "currency",
-        "customers",
-        "mrr",
-        "collected",
-        "refunded",
-        "net_revenue",
-    ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.month.clone(),
-            self.plan.clone(),
-            self.currency.clone(),
-            self.customers.to_string(),
-            self.mrr.to_string(),
-            self.collected.to_string(),
-            self.refunded.to_string(),
-            self.net_revenue.to_string(),
-        ]
+impl CsvCell for chrono::DateTime<chrono::Utc> {
+    fn cell(&self) -> String {
+        self.to_rfc3339()
     }
 }
 
-impl CsvRow for ChurnMonth {
-    const HEADER: &'static [&'static str] = &[
-        "month",
-        "currency",
-        "customers_at_start",
-        "churned_customers",
-        "customer_churn_rate",
-        "mrr_at_start",
-        "churned_mrr",
-        "contraction_mrr",
-        "revenue_churn_rate",
-    ];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.month.clone(),
-            self.currency.clone(),
-            self.customers_at_start.to_string(),
-            self.churned_customers.to_string(),
-            rate_cell(self.customer_churn_rate),
-            self.mrr_at_start.to_string(),
-            self.churned_mrr.to_string(),
-            self.contraction_mrr.to_string(),
-            rate_cell(self.revenue_churn_rate),
-        ]
+/// A rate as a fraction with four decimals; empty where there is none.
+impl CsvCell for Option<f64> {
+    fn cell(&self) -> String {
+        self.map(|r| format!("{r:.4}")).unwrap_or_default()
+    }
+}
+
+/// A table's columns are its fields, in order, named as in JSON.
+macro_rules! csv_columns {
+    ($($row:ty { $($field:ident),+ $(,)? })+) => {$(
+        impl CsvRow for $row {
+            const HEADER: &'static [&'static str] = &[$(stringify!($field)),+];
+            fn cells(&self) -> Vec<String> {
+                vec![$(CsvCell::cell(&self.$field)),+]
+            }
+        }
+    )+};
+}
+
+csv_columns! {
+    MrrMonth {
+        month, currency, snapshot_at, mrr, arr, paying_customers, arpu, collected, refunded,
+        net_revenue,
+    }
+    MovementMonth {
+        month, currency, start_mrr, new, expansion, contraction, churned, reactivation, net_new,
+        end_mrr, new_customers, expansion_customers, contraction_customers, churned_customers,
+        reactivated_customers,
+    }
+    PlanMonth { month, plan, currency, customers, mrr, collected, refunded, net_revenue }
+    ChurnMonth {
+        month, currency, customers_at_start, churned_customers, customer_churn_rate,
+        mrr_at_start, churned_mrr, contraction_mrr, revenue_churn_rate,
     }
 }

@@ -6,7 +6,7 @@ use super::{DAYS_PER_MONTH, DAY_MS};
 use crate::service::catalog::ActiveCatalog;
 use crate::store::at;
 use crate::store::revenue::{PaidInvoice, Refund, SubscriptionEnd};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Stripe prices the plan file names: price id → (plan, currency, monthly amount).
 #[derive(Debug, Clone, Default)]
@@ -37,17 +37,71 @@ impl PlanPrices {
     }
 }
 
+/// The ledger's names (customers, subscriptions, prices, plans, currencies) by number, so that
+/// a history of millions of invoices holds each name once.
+#[derive(Debug, Clone, Default)]
+struct Names {
+    index: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.index.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), id);
+        id
+    }
+    fn get(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// Why Stripe billed an invoice, as far as revenue cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// `subscription_create` or `subscription_cycle`: a full period.
+    Period,
+    /// `subscription_update`: a change in the middle of a period.
+    Change,
+    Other,
+}
+
+/// A paid invoice as the ledger keeps it while it is built.
+#[derive(Debug, Clone)]
+struct Invoice {
+    user: u32,
+    currency: u32,
+    subscription: Option<u32>,
+    price: Option<u32>,
+    plan: u32,
+    reason: Reason,
+    amount_paid: i64,
+    period: Option<(i64, i64)>,
+    period_start: Option<i64>,
+    created: i64,
+    paid_at: i64,
+    /// Position in (created, invoice id) order: the last tie-break between changes.
+    order: u32,
+}
+
 /// Part of one subscription's life during which it was paid for at one price.
 #[derive(Debug, Clone, PartialEq)]
 struct Segment {
-    subscription: String,
-    user: String,
-    currency: String,
-    plan: String,
+    subscription: u32,
+    user: u32,
+    currency: u32,
+    plan: u32,
     start: i64,
     end: i64,
     /// Where segments of a subscription overlap, the greatest key wins (the later change).
-    key: (i64, i64, String),
+    key: (i64, i64, u32),
     /// Monthly rate, in minor units.
     rate: i64,
 }
@@ -55,8 +109,8 @@ struct Segment {
 #[derive(Debug, Clone, PartialEq)]
 struct Money {
     at: i64,
-    currency: String,
-    plan: String,
+    currency: u32,
+    plan: u32,
     amount: i64,
 }
 
@@ -64,20 +118,26 @@ struct Money {
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Holding {
     mrr: i64,
-    by_plan: BTreeMap<String, i64>,
+    by_plan: BTreeMap<u32, i64>,
 }
 
-type Snapshot = BTreeMap<(String, String), Holding>;
+/// (customer, currency) → holding.
+type Snapshot = HashMap<(u32, u32), Holding>;
+
+/// Money summed by (month, currency, plan).
+type Sums = BTreeMap<(usize, u32, u32), i64>;
 
 /// Everything the reports are computed from.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
+    names: Names,
     segments: Vec<Segment>,
     /// Each (customer, currency)'s first instant with MRR above zero.
-    first_paid: HashMap<(String, String), i64>,
+    first_paid: HashMap<(u32, u32), i64>,
     collected: Vec<Money>,
     refunds: Vec<Money>,
-    currencies: BTreeSet<String>,
+    /// Currencies by name (the order of report rows), with their number.
+    currencies: BTreeMap<String, u32>,
 }
 
 /// The monthly amount of `amount` billed for the period `[start, end)`: divided by the whole
@@ -96,61 +156,89 @@ pub fn monthly(amount: i64, start: i64, end: i64) -> i64 {
     }
 }
 
-fn is_full_period_charge(i: &PaidInvoice) -> bool {
-    matches!(
-        i.billing_reason.as_deref(),
-        Some("subscription_create" | "subscription_cycle")
-    ) && i.amount_paid > 0
-        && matches!((i.period_start, i.period_end), (Some(s), Some(e)) if e > s)
+/// Builds a [`Ledger`] from paid invoices given one at a time, in (created, invoice id) order,
+/// so that a long history never has to be held as rows.
+#[derive(Debug)]
+pub struct LedgerBuilder<'a> {
+    prices: &'a PlanPrices,
+    names: Names,
+    invoices: Vec<Invoice>,
+    unknown_plan: u32,
 }
 
-impl Ledger {
-    pub fn build(
-        invoices: &[PaidInvoice],
-        ends: &[SubscriptionEnd],
-        refunds: &[Refund],
-        prices: &PlanPrices,
-    ) -> Ledger {
-        let rates = list_rates(invoices);
-        let rate = |price: &str, currency: &str| -> i64 {
+impl<'a> LedgerBuilder<'a> {
+    pub fn new(prices: &'a PlanPrices) -> LedgerBuilder<'a> {
+        let mut names = Names::default();
+        let unknown_plan = names.id(UNKNOWN_PLAN);
+        LedgerBuilder {
+            prices,
+            names,
+            invoices: Vec::new(),
+            unknown_plan,
+        }
+    }
+
+    /// The next paid invoice.
+    pub fn invoice(&mut self, i: &PaidInvoice) {
+        let names = &mut self.names;
+        let plan = i
+            .plan_id
+            .as_deref()
+            .or_else(|| i.price_id.as_deref().and_then(|p| self.prices.plan(p)))
+            .map_or(self.unknown_plan, |p| names.id(p));
+        let period = match (i.period_start, i.period_end) {
+            (Some(s), Some(e)) => Some((s, e)),
+            _ => None,
+        };
+        let reason = match i.billing_reason.as_deref() {
+            Some("subscription_create" | "subscription_cycle") => Reason::Period,
+            Some("subscription_update") => Reason::Change,
+            _ => Reason::Other,
+        };
+        let order = self.invoices.len() as u32;
+        self.invoices.push(Invoice {
+            user: names.id(&i.user_id),
+            currency: names.id(&i.currency),
+            subscription: i.subscription_id.as_deref().map(|s| names.id(s)),
+            price: i.price_id.as_deref().map(|p| names.id(p)),
+            plan,
+            reason,
+            amount_paid: i.amount_paid,
+            period,
+            period_start: i.period_start,
+            created: i.created,
+            paid_at: i.paid_at,
+            order,
+        });
+    }
+
+    /// The ledger, with how subscriptions ended and the refunds.
+    pub fn build(self, ends: &[SubscriptionEnd], refunds: &[Refund]) -> Ledger {
+        let LedgerBuilder {
+            prices,
+            mut names,
+            invoices,
+            ..
+        } = self;
+        let rates = list_rates(&invoices);
+        let mut plan_rates: HashMap<(u32, u32), i64> = HashMap::new();
+        for (price, (_, currency, monthly)) in &prices.0 {
+            let key = (names.id(price), names.id(currency));
+            plan_rates.insert(key, *monthly);
+        }
+        let rate = |price: u32, currency: u32| -> i64 {
             rates
-                .get(&(price.to_owned(), currency.to_owned()))
+                .get(&(price, currency))
+                .or_else(|| plan_rates.get(&(price, currency)))
                 .copied()
-                .or_else(|| {
-                    prices
-                        .0
-                        .get(price)
-                        .filter(|(_, c, _)| c == currency)
-                        .map(|(_, _, m)| *m)
-                })
                 .unwrap_or(0)
         };
-        let plan_of = |i: &PaidInvoice| -> String {
-            i.plan_id
-                .clone()
-                .or_else(|| {
-                    i.price_id
-                        .as_deref()
-                        .and_then(|p| prices.plan(p))
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| UNKNOWN_PLAN.to_owned())
-        };
-        let ends: HashMap<&str, &SubscriptionEnd> = ends
-            .iter()
-            .map(|e| (e.subscription_id.as_str(), e))
-            .collect();
 
         let mut segments = Vec::new();
         // Periods first: a mid-period change runs until the end of the period it falls in.
-        let mut periods: HashMap<&str, Vec<(i64, i64)>> = HashMap::new();
-        for i in invoices {
-            let (Some(sub), Some(price), Some(s), Some(e)) = (
-                i.subscription_id.as_deref(),
-                i.price_id.as_deref(),
-                i.period_start,
-                i.period_end,
-            ) else {
+        let mut periods: HashMap<u32, Vec<(i64, i64)>> = HashMap::new();
+        for i in &invoices {
+            let (Some(sub), Some(price), Some((s, e))) = (i.subscription, i.price, i.period) else {
                 continue;
             };
             if e <= s {
@@ -158,27 +246,24 @@ impl Ledger {
             }
             periods.entry(sub).or_default().push((s, e));
             segments.push(Segment {
-                subscription: sub.to_owned(),
-                user: i.user_id.clone(),
-                currency: i.currency.clone(),
-                plan: plan_of(i),
+                subscription: sub,
+                user: i.user,
+                currency: i.currency,
+                plan: i.plan,
                 start: s,
                 end: e,
-                key: (s, i.created, i.invoice_id.clone()),
-                rate: rate(price, &i.currency),
+                key: (s, i.created, i.order),
+                rate: rate(price, i.currency),
             });
         }
-        for i in invoices {
-            let (Some(sub), Some(price), None, Some("subscription_update")) = (
-                i.subscription_id.as_deref(),
-                i.price_id.as_deref(),
-                i.period_start,
-                i.billing_reason.as_deref(),
-            ) else {
+        for i in &invoices {
+            let (Some(sub), Some(price), None, Reason::Change) =
+                (i.subscription, i.price, i.period_start, i.reason)
+            else {
                 continue;
             };
             let covering = periods
-                .get(sub)
+                .get(&sub)
                 .into_iter()
                 .flatten()
                 .filter(|(s, e)| *s <= i.created && i.created < *e)
@@ -187,19 +272,23 @@ impl Ledger {
                 continue;
             };
             segments.push(Segment {
-                subscription: sub.to_owned(),
-                user: i.user_id.clone(),
-                currency: i.currency.clone(),
-                plan: plan_of(i),
+                subscription: sub,
+                user: i.user,
+                currency: i.currency,
+                plan: i.plan,
                 start: i.created,
                 end,
-                key: (i.created, i.created, i.invoice_id.clone()),
-                rate: rate(price, &i.currency),
+                key: (i.created, i.created, i.order),
+                rate: rate(price, i.currency),
             });
         }
         // A trial carries no MRR; a subscription that ended stops counting when it ended.
+        let ends: HashMap<u32, &SubscriptionEnd> = ends
+            .iter()
+            .filter_map(|e| Some((names.get(&e.subscription_id)?, e)))
+            .collect();
         for seg in &mut segments {
-            if let Some(e) = ends.get(seg.subscription.as_str()) {
+            if let Some(e) = ends.get(&seg.subscription) {
                 if let Some(trial_end) = e.trial_end {
                     seg.start = seg.start.max(trial_end);
                 }
@@ -212,10 +301,9 @@ impl Ledger {
         }
         segments.retain(|s| s.end > s.start);
 
-        let mut first_paid: HashMap<(String, String), i64> = HashMap::new();
+        let mut first_paid: HashMap<(u32, u32), i64> = HashMap::new();
         for s in segments.iter().filter(|s| s.rate > 0) {
-            let k = (s.user.clone(), s.currency.clone());
-            let v = first_paid.entry(k).or_insert(s.start);
+            let v = first_paid.entry((s.user, s.currency)).or_insert(s.start);
             *v = (*v).min(s.start);
         }
 
@@ -224,40 +312,59 @@ impl Ledger {
             .filter(|i| i.amount_paid != 0)
             .map(|i| Money {
                 at: i.paid_at,
-                currency: i.currency.clone(),
-                plan: plan_of(i),
+                currency: i.currency,
+                plan: i.plan,
                 amount: i.amount_paid,
             })
             .collect();
-        // A refund belongs to the plan of the customer's latest payment before it.
+        // A refund belongs to the plan of the customer's latest payment before it: each
+        // (customer, currency)'s payments in order, searched by time.
+        let mut payments: HashMap<(u32, u32), Vec<(i64, i64, u32)>> = HashMap::new();
+        for i in invoices.iter().filter(|i| i.amount_paid > 0) {
+            payments
+                .entry((i.user, i.currency))
+                .or_default()
+                .push((i.paid_at, i.created, i.plan));
+        }
+        for list in payments.values_mut() {
+            list.sort_by_key(|(paid, created, _)| (*paid, *created));
+        }
+        let unknown = names.id(UNKNOWN_PLAN);
         let refunds: Vec<Money> = refunds
             .iter()
             .map(|r| {
-                let plan = invoices
-                    .iter()
-                    .filter(|i| {
-                        i.user_id == r.user_id
-                            && i.currency == r.currency
-                            && i.amount_paid > 0
-                            && i.paid_at <= r.refunded_at
+                let (user, currency) = (names.get(&r.user_id), names.id(&r.currency));
+                let plan = user
+                    .and_then(|u| payments.get(&(u, currency)))
+                    .and_then(|list| {
+                        let before = list.partition_point(|(paid, _, _)| *paid <= r.refunded_at);
+                        before.checked_sub(1).map(|i| list[i].2)
                     })
-                    .max_by_key(|i| (i.paid_at, i.created))
-                    .map(plan_of)
-                    .unwrap_or_else(|| UNKNOWN_PLAN.to_owned());
+                    .unwrap_or(unknown);
                 Money {
                     at: r.refunded_at,
-                    currency: r.currency.clone(),
+                    currency,
                     plan,
                     amount: r.amount_refunded,
                 }
             })
             .collect();
 
-        let mut currencies: BTreeSet<String> =
-            prices.0.values().map(|(_, c, _)| c.clone()).collect();
-        currencies.extend(segments.iter().map(|s| s.currency.clone()));
-        currencies.extend(collected.iter().chain(&refunds).map(|m| m.currency.clone()));
+        let mut currencies: BTreeMap<String, u32> = BTreeMap::new();
+        let mut add = |id: u32| {
+            currencies.insert(names.name(id).to_owned(), id);
+        };
+        for (_, c, _) in prices.0.values() {
+            add(names.get(c).expect("named above"));
+        }
+        for c in segments.iter().map(|s| s.currency) {
+            add(c);
+        }
+        for c in collected.iter().chain(&refunds).map(|m| m.currency) {
+            add(c);
+        }
         Ledger {
+            names,
             segments,
             first_paid,
             collected,
@@ -265,24 +372,40 @@ impl Ledger {
             currencies,
         }
     }
+}
+
+impl Ledger {
+    /// The ledger of `invoices` (in any order), with how subscriptions ended and the refunds.
+    pub fn build(
+        invoices: &[PaidInvoice],
+        ends: &[SubscriptionEnd],
+        refunds: &[Refund],
+        prices: &PlanPrices,
+    ) -> Ledger {
+        let mut sorted: Vec<&PaidInvoice> = invoices.iter().collect();
+        sorted.sort_by(|a, b| (a.created, &a.invoice_id).cmp(&(b.created, &b.invoice_id)));
+        let mut builder = LedgerBuilder::new(prices);
+        for i in sorted {
+            builder.invoice(i);
+        }
+        builder.build(ends, refunds)
+    }
 
     /// Every customer's MRR at `t`: per subscription, the segment holding `t` with the
     /// greatest key; summed per (customer, currency).
     fn snapshot(&self, t: i64) -> Snapshot {
-        let mut winners: HashMap<&str, &Segment> = HashMap::new();
+        let mut winners: HashMap<u32, &Segment> = HashMap::new();
         for s in self.segments.iter().filter(|s| s.start <= t && t < s.end) {
-            let w = winners.entry(s.subscription.as_str()).or_insert(s);
+            let w = winners.entry(s.subscription).or_insert(s);
             if s.key > w.key {
                 *w = s;
             }
         }
         let mut snap = Snapshot::new();
         for s in winners.values().filter(|s| s.rate > 0) {
-            let h = snap
-                .entry((s.user.clone(), s.currency.clone()))
-                .or_default();
+            let h = snap.entry((s.user, s.currency)).or_default();
             h.mrr += s.rate;
-            *h.by_plan.entry(s.plan.clone()).or_default() += s.rate;
+            *h.by_plan.entry(s.plan).or_default() += s.rate;
         }
         snap
     }
@@ -295,13 +418,11 @@ impl Ledger {
             .collect()
     }
 
-    fn money_in(&self, list: &[Money], w: &Window) -> BTreeMap<(usize, String, String), i64> {
+    fn money_in(&self, list: &[Money], w: &Window) -> Sums {
         let mut sums = BTreeMap::new();
         for m in list {
             if let Some(i) = w.month_of(m.at) {
-                *sums
-                    .entry((i, m.currency.clone(), m.plan.clone()))
-                    .or_insert(0) += m.amount;
+                *sums.entry((i, m.currency, m.plan)).or_insert(0) += m.amount;
             }
         }
         sums
@@ -311,18 +432,17 @@ impl Ledger {
         let snaps = self.snapshots(w);
         let collected = self.money_in(&self.collected, w);
         let refunded = self.money_in(&self.refunds, w);
-        let total = |sums: &BTreeMap<(usize, String, String), i64>, i: usize, c: &str| -> i64 {
-            sums.iter()
-                .filter(|((m, cur, _), _)| *m == i && cur == c)
+        let total = |sums: &Sums, i: usize, c: u32| -> i64 {
+            sums.range((i, c, 0)..=(i, c, u32::MAX))
                 .map(|(_, v)| v)
                 .sum()
         };
         let mut rows = Vec::new();
         for (i, label) in w.labels.iter().enumerate() {
-            for c in &self.currencies {
+            for (name, &c) in &self.currencies {
                 let held: Vec<&Holding> = snaps[i + 1]
                     .iter()
-                    .filter(|((_, cur), _)| cur == c)
+                    .filter(|((_, cur), _)| *cur == c)
                     .map(|(_, h)| h)
                     .collect();
                 let mrr: i64 = held.iter().map(|h| h.mrr).sum();
@@ -330,7 +450,7 @@ impl Ledger {
                 let (col, refd) = (total(&collected, i, c), total(&refunded, i, c));
                 rows.push(MrrMonth {
                     month: label.clone(),
-                    currency: c.clone(),
+                    currency: name.clone(),
                     snapshot_at: at(w.points[i]),
                     mrr,
                     arr: mrr * 12,
@@ -350,15 +470,18 @@ impl Ledger {
     }
 
     pub fn movements(&self, w: &Window) -> Vec<MovementMonth> {
-        let snaps = self.snapshots(w);
+        self.movements_with(w, &self.snapshots(w))
+    }
+
+    fn movements_with(&self, w: &Window, snaps: &[Snapshot]) -> Vec<MovementMonth> {
         let mut rows = Vec::new();
         for (i, label) in w.labels.iter().enumerate() {
             let (before, after) = (&snaps[i], &snaps[i + 1]);
             let month_start = w.starts[i];
-            for c in &self.currencies {
+            for (name, &c) in &self.currencies {
                 let mut r = MovementMonth {
                     month: label.clone(),
-                    currency: c.clone(),
+                    currency: name.clone(),
                     start_mrr: 0,
                     new: 0,
                     expansion: 0,
@@ -373,10 +496,10 @@ impl Ledger {
                     churned_customers: 0,
                     reactivated_customers: 0,
                 };
-                let keys: BTreeSet<&(String, String)> = before
+                let keys: HashSet<&(u32, u32)> = before
                     .keys()
                     .chain(after.keys())
-                    .filter(|(_, cur)| cur == c)
+                    .filter(|(_, cur)| *cur == c)
                     .collect();
                 for k in keys {
                     let was = before.get(k).map_or(0, |h| h.mrr);
@@ -419,15 +542,13 @@ impl Ledger {
 
     pub fn churn(&self, w: &Window) -> Vec<ChurnMonth> {
         let snaps = self.snapshots(w);
-        self.movements(w)
+        self.movements_with(w, &snaps)
             .into_iter()
             .enumerate()
             .map(|(n, m)| {
                 let i = n / self.currencies.len().max(1);
-                let at_start = snaps[i]
-                    .keys()
-                    .filter(|(_, cur)| *cur == m.currency)
-                    .count() as i64;
+                let c = self.currencies[&m.currency];
+                let at_start = snaps[i].keys().filter(|(_, cur)| *cur == c).count() as i64;
                 let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
                 ChurnMonth {
                     customer_churn_rate: ratio(m.churned_customers, at_start),
@@ -448,16 +569,17 @@ impl Ledger {
         let snaps = self.snapshots(w);
         let collected = self.money_in(&self.collected, w);
         let refunded = self.money_in(&self.refunds, w);
-        // (month, currency, plan) → row; a BTreeMap keeps the rows sorted.
-        let mut rows: BTreeMap<(usize, String, String), PlanMonth> = BTreeMap::new();
-        fn row<'a>(
-            rows: &'a mut BTreeMap<(usize, String, String), PlanMonth>,
+        // (month, currency, plan) → row, by name: a BTreeMap keeps the rows sorted.
+        type Rows<'n> = BTreeMap<(usize, &'n str, &'n str), PlanMonth>;
+        let mut rows: Rows = BTreeMap::new();
+        fn row<'r, 'n>(
+            rows: &'r mut Rows<'n>,
+            names: &'n Names,
             w: &Window,
-            i: usize,
-            currency: &str,
-            plan: &str,
-        ) -> &'a mut PlanMonth {
-            rows.entry((i, currency.to_owned(), plan.to_owned()))
+            (i, currency, plan): (usize, u32, u32),
+        ) -> &'r mut PlanMonth {
+            let (currency, plan) = (names.name(currency), names.name(plan));
+            rows.entry((i, currency, plan))
                 .or_insert_with(|| PlanMonth {
                     month: w.labels[i].clone(),
                     plan: plan.to_owned(),
@@ -469,20 +591,21 @@ impl Ledger {
                     net_revenue: 0,
                 })
         }
-        for i in 0..w.labels.len() {
-            for ((_, currency), h) in &snaps[i + 1] {
+        let names = &self.names;
+        for (i, snap) in snaps.iter().skip(1).enumerate() {
+            for ((_, currency), h) in snap {
                 for (plan, mrr) in &h.by_plan {
-                    let r = row(&mut rows, w, i, currency, plan);
+                    let r = row(&mut rows, names, w, (i, *currency, *plan));
                     r.customers += 1;
                     r.mrr += mrr;
                 }
             }
         }
         for ((i, currency, plan), amount) in &collected {
-            row(&mut rows, w, *i, currency, plan).collected += amount;
+            row(&mut rows, names, w, (*i, *currency, *plan)).collected += amount;
         }
         for ((i, currency, plan), amount) in &refunded {
-            row(&mut rows, w, *i, currency, plan).refunded += amount;
+            row(&mut rows, names, w, (*i, *currency, *plan)).refunded += amount;
         }
         rows.into_values()
             .map(|mut r| {
@@ -496,17 +619,22 @@ impl Ledger {
 /// Each price's monthly rate in each currency, from what Stripe charged for full periods of
 /// it: the most frequent monthly amount of its paid `subscription_create`/`subscription_cycle`
 /// invoices with a period and a positive amount (ties: the most recent).
-fn list_rates(invoices: &[PaidInvoice]) -> HashMap<(String, String), i64> {
+fn list_rates(invoices: &[Invoice]) -> HashMap<(u32, u32), i64> {
     // (price, currency) → monthly amount → (count, latest created)
-    let mut seen: HashMap<(String, String), HashMap<i64, (usize, i64)>> = HashMap::new();
-    for i in invoices.iter().filter(|i| is_full_period_charge(i)) {
-        let (Some(price), Some(s), Some(e)) = (i.price_id.as_deref(), i.period_start, i.period_end)
-        else {
+    let mut seen: HashMap<(u32, u32), HashMap<i64, (usize, i64)>> = HashMap::new();
+    for i in invoices
+        .iter()
+        .filter(|i| i.reason == Reason::Period && i.amount_paid > 0)
+    {
+        let (Some(price), Some((s, e))) = (i.price, i.period) else {
             continue;
         };
+        if e <= s {
+            continue;
+        }
         let m = monthly(i.amount_paid, s, e);
         let slot = seen
-            .entry((price.to_owned(), i.currency.clone()))
+            .entry((price, i.currency))
             .or_default()
             .entry(m)
             .or_insert((0, i.created));
@@ -527,6 +655,24 @@ fn list_rates(invoices: &[PaidInvoice]) -> HashMap<(String, String), i64> {
 mod tests {
     use super::*;
     use crate::store;
+
+    /// A customer's MRR at `t` in one currency, and its split by plan name.
+    fn held(
+        l: &Ledger,
+        t: i64,
+        user: &str,
+        currency: &str,
+    ) -> Option<(i64, BTreeMap<String, i64>)> {
+        let key = (l.names.get(user)?, l.names.get(currency)?);
+        l.snapshot(t).get(&key).map(|h| {
+            let plans = h
+                .by_plan
+                .iter()
+                .map(|(p, v)| (l.names.name(*p).to_owned(), *v))
+                .collect();
+            (h.mrr, plans)
+        })
+    }
     use chrono::{TimeZone, Utc};
 
     const DAY: i64 = 86_400_000;
@@ -639,12 +785,18 @@ mod tests {
             trial_end: Some(trial_end),
         }];
         let ledger = Ledger::build(&invoices, &ends, &[], &PlanPrices::default());
-        let key = ("usr_a".to_owned(), "usd".to_owned());
+        let key = (
+            ledger.names.get("usr_a").unwrap(),
+            ledger.names.get("usd").unwrap(),
+        );
         assert!(ledger.snapshot(ts + DAY).is_empty(), "trialing");
-        assert_eq!(ledger.snapshot(trial_end + DAY)[&key].mrr, 1200);
+        assert_eq!(
+            held(&ledger, trial_end + DAY, "usr_a", "usd").unwrap().0,
+            1200
+        );
         assert_eq!(ledger.first_paid[&key], trial_end);
         assert_eq!(
-            ledger.snapshot(t(2026, 3, 20))[&key].by_plan[UNKNOWN_PLAN],
+            held(&ledger, t(2026, 3, 20), "usr_a", "usd").unwrap().1[UNKNOWN_PLAN],
             1200
         );
     }
@@ -676,13 +828,12 @@ mod tests {
             ),
         ];
         let ledger = Ledger::build(&invoices, &[], &[], &prices);
-        let key = ("usr_a".to_owned(), "usd".to_owned());
         assert_eq!(
-            ledger.snapshot(t(2026, 1, 10))[&key].by_plan[UNKNOWN_PLAN],
+            held(&ledger, t(2026, 1, 10), "usr_a", "usd").unwrap().1[UNKNOWN_PLAN],
             1200
         );
         assert_eq!(
-            ledger.snapshot(t(2026, 1, 20))[&key].by_plan["business"],
+            held(&ledger, t(2026, 1, 20), "usr_a", "usd").unwrap().1["business"],
             3900
         );
         assert!(ledger.snapshot(t(2026, 2, 1)).is_empty(), "not renewed");

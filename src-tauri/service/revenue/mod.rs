@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::store::{self, at};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Months a report covers when not told.
 pub const DEFAULT_MONTHS: i64 = 12;
@@ -153,7 +154,7 @@ mod csv;
 mod ledger;
 
 pub use csv::CsvRow;
-pub use ledger::{monthly, Ledger, PlanPrices};
+pub use ledger::{monthly, Ledger, LedgerBuilder, PlanPrices};
 
 // ---------------------------------------------------------------------------------------------
 // The service
@@ -219,17 +220,65 @@ impl Engine {
         Ok(report(now, table(&ledger, &Window::ending_at(now, n))))
     }
 
-    async fn revenue_ledger(&self) -> Result<(Ledger, i64)> {
+    /// The ledger of the facts as they are now: the one built last while no fact and no plan
+    /// price changed since (see [`CachedLedger`]), else built again, once however many
+    /// reports ask at the same moment.
+    async fn revenue_ledger(&self) -> Result<(Arc<Ledger>, i64)> {
         let pool = self.db().read();
-        let invoices = store::revenue::paid_invoices(pool).await?;
+        let catalog = self.catalog().await?;
+        let mut cached = self.inner.revenue.lock().await;
+        let version = store::revenue::version(pool).await?;
+        let key = (version, catalog.version);
+        let now = self.now_ms();
+        if let Some(c) = cached.as_mut().filter(|c| c.key == key) {
+            c.used = std::time::Instant::now();
+            return Ok((c.ledger.clone(), now));
+        }
+        *cached = None;
+        let prices = PlanPrices::from_catalog(&catalog);
+        let mut builder = LedgerBuilder::new(&prices);
+        store::revenue::each_paid_invoice(pool, |i| builder.invoice(&i)).await?;
         let ends = store::revenue::subscription_ends(pool).await?;
         let refunds = store::revenue::refunds(pool).await?;
-        let prices = PlanPrices::from_catalog(&*self.catalog().await?);
-        Ok((
-            Ledger::build(&invoices, &ends, &refunds, &prices),
-            self.now_ms(),
-        ))
+        let ledger = Arc::new(builder.build(&ends, &refunds));
+        *cached = Some(CachedLedger {
+            key,
+            ledger: ledger.clone(),
+            used: std::time::Instant::now(),
+        });
+        drop(cached);
+        self.forget_idle_ledger();
+        Ok((ledger, now))
     }
+
+    /// Drops the kept ledger once no report has used it for [`LEDGER_IDLE`], so that a large
+    /// history does not stay in memory after finance closes the screen.
+    fn forget_idle_ledger(&self) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEDGER_IDLE).await;
+                let mut cached = engine.inner.revenue.lock().await;
+                match cached.as_ref() {
+                    Some(c) if c.used.elapsed() < LEDGER_IDLE => continue,
+                    Some(_) => *cached = None,
+                    None => {}
+                }
+                return;
+            }
+        });
+    }
+}
+
+/// How long a built ledger is kept without a report asking for it.
+const LEDGER_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The last ledger built, for the facts version and catalog version it was built from.
+#[derive(Debug)]
+pub(crate) struct CachedLedger {
+    key: (i64, i64),
+    ledger: Arc<Ledger>,
+    used: std::time::Instant,
 }
 
 fn report<Row: Serialize>(now: i64, rows: Vec<Row>) -> Report<Row> {

@@ -22,6 +22,7 @@ export function ApiScreen() {
       client.invalidateQueries({ queryKey: ["api-listener"] });
     },
   });
+  const openDocs = useMutation({ mutationFn: api.openApiDocs });
   const listener = useQuery({ queryKey: ["api-listener"], queryFn: () => api.apiListener(20), refetchInterval: 2_000 });
   const s = status.data?.api;
   const running = s?.running ?? false;
@@ -72,11 +73,15 @@ export function ApiScreen() {
         </p>
         {base && (
           <p className="api-links">
+            <button type="button" className="primary small" data-testid="api-docs-open" disabled={openDocs.isPending} onClick={() => openDocs.mutate()}>
+              Open the API reference
+            </button>
             <code data-testid="api-docs-url">{base}/docs</code>
             <CopyButton value={`${base}/docs`} />
-            <span className="muted">the interactive API documentation: paste it into your browser</span>
+            <span className="muted">in your browser: schemas, examples and “try it” against this listener</span>
           </p>
         )}
+        {base && <ErrorNote error={openDocs.error} />}
       </section>
       <ErrorNote error={listener.error} />
       {listener.data && <TrafficPanels traffic={listener.data.traffic} />}
