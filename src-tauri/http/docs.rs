@@ -3,6 +3,7 @@
 
 use axum::response::Html;
 use serde::Serialize;
+use serde_json::json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -36,6 +37,7 @@ impl Modify for BearerAuth {
 
 /// Every error answer: `{"error": {"code", "message", "request_id", ...details}}`.
 #[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"error": {"code": "email_taken", "message": "an account with this email already exists", "request_id": "14ec827b-afd2-4054-8128-dc0227b7a439"}})))]
 pub struct ErrorBody {
     error: ErrorDetail,
 }
@@ -51,6 +53,115 @@ pub struct ErrorDetail {
     /// Per-field problems (validation_failed).
     #[schema(nullable = false)]
     fields: Option<Vec<crate::error::FieldError>>,
+}
+
+/// Gives every error answer of the document a description and an example of the shared error
+/// shape. Runs over the merged document: the routers add their paths after [`ApiDoc`]'s own
+/// modifiers have run.
+pub fn describe_error_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    let codes: Vec<&str> = crate::error::Error::codes()
+        .chain(super::error::TRANSPORT_CODES.iter().copied())
+        .collect();
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            for (status, answer) in op.responses.responses.iter_mut() {
+                let RefOr::T(answer) = answer else { continue };
+                let is_error_body = answer.content.get("application/json").is_some_and(|c| {
+                    matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/ErrorBody"))
+                });
+                if !is_error_body {
+                    continue;
+                }
+                let Some((reason, fallback_code, message)) = error_sample(status) else {
+                    continue;
+                };
+                // A description that names the codes ("quota_exceeded, rate_limited") picks
+                // the example's code; otherwise the status's usual one.
+                let named = answer
+                    .description
+                    .split([',', ' ', ':'])
+                    .find(|w| codes.contains(w))
+                    .map(str::to_owned);
+                let named = named.as_deref();
+                let code = named.unwrap_or(fallback_code);
+                if answer.description.is_empty() {
+                    answer.description = format!("{reason}: `error.code` says why");
+                }
+                let message = if named.is_some() && code != fallback_code {
+                    code.replace('_', " ")
+                } else {
+                    message.to_owned()
+                };
+                let content = answer
+                    .content
+                    .get_mut("application/json")
+                    .expect("checked above");
+                content.example = Some(json!({"error": {
+                    "code": code,
+                    "message": message,
+                    "request_id": "5a86be31-cd3d-4bd6-a3a9-8d6dd1377255",
+                }}));
+            }
+        }
+    }
+}
+
+/// The reason phrase, usual code and a message of an error status.
+fn error_sample(status: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    Some(match status {
+        "400" => (
+            "Bad request",
+            "bad_request",
+            "the request could not be read",
+        ),
+        "401" => (
+            "Unauthorized",
+            "invalid_token",
+            "the access token is invalid",
+        ),
+        "402" => (
+            "Payment required",
+            "insufficient_credits",
+            "not enough credits",
+        ),
+        "403" => ("Forbidden", "forbidden", "your role does not allow this"),
+        "404" => ("Not found", "not_found", "no such resource"),
+        "409" => ("Conflict", "already_subscribed", "already subscribed"),
+        "422" => (
+            "Unprocessable",
+            "validation_failed",
+            "the request is not valid",
+        ),
+        "429" => (
+            "Too many requests",
+            "rate_limited",
+            "too many requests for `api`: retry in 823 s",
+        ),
+        "500" => (
+            "Internal error",
+            "internal",
+            "something went wrong on our side; quote the request id when you report it",
+        ),
+        "502" => (
+            "Stripe failed",
+            "stripe_unavailable",
+            "Stripe could not be reached; nothing was changed, try again later",
+        ),
+        "503" => (
+            "Unavailable",
+            "stripe_not_configured",
+            "Stripe is not configured on this server",
+        ),
+        _ => return None,
+    })
 }
 
 pub async fn page() -> Html<&'static str> {
@@ -97,3 +208,177 @@ fetch('/openapi.json').then(r=>r.json()).then(doc=>{
   }
 }).catch(e=>{document.getElementById('ops').textContent='Could not load /openapi.json: '+e;});
 </script></body></html>"##;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use std::collections::HashSet;
+
+    fn document() -> Value {
+        serde_json::to_value(crate::http::openapi()).unwrap()
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                out.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+        out
+    }
+
+    /// The names a path template declares: `/v1/keys/{id}` has `id`.
+    fn template_names(path: &str) -> HashSet<String> {
+        path.split('{')
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(name, _)| name.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_operation_has_a_unique_id_and_a_one_line_summary() {
+        let doc = document();
+        let mut ids = HashSet::new();
+        for (method, path, op) in operations(&doc) {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+            let summary = op["summary"].as_str().unwrap_or_default();
+            assert!(!summary.is_empty(), "{method} {path} has no summary");
+            assert!(
+                !summary.contains('\n') && summary.len() <= 100,
+                "{method} {path}: the summary is one short line, details go in the description: {summary:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_in_the_template_and_every_template_name_is_a_parameter() {
+        let doc = document();
+        for (method, path, op) in operations(&doc) {
+            let names = template_names(&path);
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let in_path: HashSet<String> = params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect();
+            for p in &in_path {
+                assert!(
+                    names.contains(p),
+                    "{method} {path}: `{p}` is documented in: path but the path has no {{{p}}} (a query parameter?)"
+                );
+            }
+            assert_eq!(
+                in_path, names,
+                "{method} {path}: undocumented path parameters"
+            );
+            for p in params.iter().filter(|p| p["in"] == "query") {
+                assert!(
+                    p["schema"]["type"].is_string()
+                        || p["schema"]["$ref"].is_string()
+                        || p["schema"]["oneOf"].is_array()
+                        || p["schema"]["enum"].is_array(),
+                    "{method} {path}: query parameter {} has no type",
+                    p["name"]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bounded_query_parameters_carry_their_bounds_and_defaults() {
+        let doc = document();
+        let history = &doc["paths"]["/v1/me/usage/history"]["get"]["parameters"];
+        let days = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "days")
+            .unwrap();
+        assert_eq!(days["in"], "query");
+        assert_eq!(days["required"], false);
+        assert_eq!(days["schema"]["minimum"], 1);
+        assert_eq!(days["schema"]["maximum"], 366);
+        assert_eq!(days["schema"]["default"], 30);
+        for (path, name) in [
+            ("/v1/admin/users", "limit"),
+            ("/v1/admin/revenue/mrr", "months"),
+            ("/v1/admin/audit", "limit"),
+            ("/v1/admin/stripe/events", "limit"),
+        ] {
+            let p = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{path} has no {name}"))
+                .clone();
+            assert_eq!(p["in"], "query", "{path} {name}");
+            assert!(p["schema"]["maximum"].is_number(), "{path} {name}: {p}");
+            assert!(p["schema"]["default"].is_number(), "{path} {name}: {p}");
+        }
+    }
+
+    #[test]
+    fn every_operation_documents_its_errors_with_the_shared_shape_and_an_example() {
+        let doc = document();
+        for (method, path, op) in operations(&doc) {
+            // Prometheus scrapes /metrics: it answers 200 or not at all.
+            if path == "/metrics" {
+                continue;
+            }
+            let errors: Vec<(&String, &Value)> = op["responses"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(status, _)| status.starts_with('4') || status.starts_with('5'))
+                .collect();
+            assert!(
+                !errors.is_empty(),
+                "{method} {path} documents no error answer"
+            );
+            for (status, answer) in errors {
+                assert!(
+                    !answer["description"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .is_empty(),
+                    "{method} {path} {status} has no description"
+                );
+                let json = &answer["content"]["application/json"];
+                if json["schema"]["$ref"] == "#/components/schemas/ErrorBody" {
+                    let code = &json["example"]["error"]["code"];
+                    assert!(code.is_string(), "{method} {path} {status}: no example");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_json_request_body_has_an_example() {
+        let doc = document();
+        for (method, path, op) in operations(&doc) {
+            let json = &op["requestBody"]["content"]["application/json"];
+            let Some(schema) = json["schema"]["$ref"].as_str() else {
+                continue;
+            };
+            let name = schema.rsplit('/').next().unwrap();
+            let component = &doc["components"]["schemas"][name];
+            assert!(
+                json["example"].is_object() || component["examples"].is_array(),
+                "{method} {path}: the request body {name} has no example"
+            );
+        }
+    }
+
+    #[test]
+    fn template_names_reads_every_placeholder() {
+        assert_eq!(
+            template_names("/v1/admin/decisions/{request_id}/fix"),
+            HashSet::from(["request_id".to_owned()])
+        );
+        assert!(template_names("/v1/admin/users").is_empty());
+    }
+}

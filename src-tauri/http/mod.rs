@@ -75,7 +75,9 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (public, authed) = route_groups();
-    public.merge(authed).into_openapi()
+    let mut doc = public.merge(authed).into_openapi();
+    docs::describe_error_answers(&mut doc);
+    doc
 }
 
 /// The whole API with its middleware, as served by `tollgate serve`, the desktop app and tests.
