@@ -53,6 +53,12 @@ pub struct ErrorDetail {
     /// Per-field problems (validation_failed).
     #[schema(nullable = false)]
     fields: Option<Vec<crate::error::FieldError>>,
+    /// The facts behind the code, beside it: `quota_exceeded` adds `metric`, `limit`, `used`,
+    /// `remaining`, `requested`, `resets_at`, `plan` and `upgrade_to`; `rate_limited` adds
+    /// `scope`, `limit`, `window_s`, `retry_after_s` and `resets_at`; `stripe_error` adds
+    /// `stripe_status`, `stripe_code` and `stripe_type`.
+    #[serde(flatten)]
+    details: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Gives every error answer of the document a description and an example of the shared error
@@ -104,14 +110,34 @@ pub fn describe_error_answers(doc: &mut utoipa::openapi::OpenApi) {
                     .content
                     .get_mut("application/json")
                     .expect("checked above");
-                content.example = Some(json!({"error": {
+                let mut error = json!({
                     "code": code,
                     "message": message,
                     "request_id": "5a86be31-cd3d-4bd6-a3a9-8d6dd1377255",
-                }}));
+                });
+                if let (Some(error), Some(serde_json::Value::Object(facts))) =
+                    (error.as_object_mut(), error_facts(code))
+                {
+                    error.extend(facts);
+                }
+                content.example = Some(json!({ "error": error }));
             }
         }
     }
+}
+
+/// The details that travel beside a code, as a client sees them.
+fn error_facts(code: &str) -> Option<serde_json::Value> {
+    Some(match code {
+        "quota_exceeded" => json!({"message": "quota exceeded for `videos`", "metric": "videos",
+            "limit": 3, "used": 3, "remaining": 0, "requested": 1,
+            "resets_at": "2026-11-30T00:00:00Z", "plan": "free", "upgrade_to": "pro"}),
+        "rate_limited" => json!({"scope": "api", "limit": 10, "window_s": 3600,
+            "retry_after_s": 823, "resets_at": "2026-11-29T12:00:00Z"}),
+        "validation_failed" => json!({"fields": [{"field": "email", "code": "invalid",
+            "message": "not an email address"}]}),
+        _ => return None,
+    })
 }
 
 /// The reason phrase, usual code and a message of an error status.
