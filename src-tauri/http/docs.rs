@@ -1,5 +1,6 @@
-//! The OpenAPI document (generated from the handlers) and a docs page that ships inside the
-//! binary: no assets are fetched at build time or from a CDN at run time.
+//! The OpenAPI document (generated from the handlers) and the API reference page at `/docs`:
+//! Scalar's renderer, embedded in the binary at build time (`scripts/api-reference` fetches it
+//! from npm), so the page works offline and fetches nothing from a CDN.
 
 use axum::response::Html;
 use serde::Serialize;
@@ -9,7 +10,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tollgate API", description = "Accounts, API keys, plans, usage metering and billing."),
+    info(title = "Tollgate API", description = include_str!("api-intro.md")),
     modifiers(&BearerAuth),
     tags(
         (name = "accounts", description = "Registration, login, tokens, profile, sessions"),
@@ -190,48 +191,105 @@ fn error_sample(status: &str) -> Option<(&'static str, &'static str, &'static st
     })
 }
 
-pub async fn page() -> Html<&'static str> {
-    Html(DOCS_PAGE)
+/// Scalar's standalone bundle, when the build found it (see `src-tauri/build.rs`).
+#[cfg(tollgate_api_reference)]
+const RENDERER: Option<&[u8]> = Some(include_bytes!(env!("TOLLGATE_API_REFERENCE_JS")));
+#[cfg(not(tollgate_api_reference))]
+const RENDERER: Option<&[u8]> = None;
+
+#[cfg(tollgate_api_reference)]
+const RENDERER_VERSION: &str = env!("TOLLGATE_API_REFERENCE_VERSION");
+#[cfg(not(tollgate_api_reference))]
+const RENDERER_VERSION: &str = "";
+
+/// Whether this binary carries the API reference renderer.
+pub fn has_renderer() -> bool {
+    RENDERER.is_some()
 }
 
-const DOCS_PAGE: &str = r##"<!doctype html>
+/// `/docs`: the API reference, or, in a build without the renderer, how to add it and a plain
+/// list of the routes.
+pub async fn page() -> Html<String> {
+    match RENDERER {
+        Some(_) => Html(REFERENCE_PAGE.replace("{version}", RENDERER_VERSION)),
+        None => Html(FALLBACK_PAGE.to_owned()),
+    }
+}
+
+/// `/docs/scalar.js`: the embedded renderer.
+pub async fn renderer() -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    match RENDERER {
+        Some(js) => (
+            [
+                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            js,
+        )
+            .into_response(),
+        None => super::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "route_not_found",
+            "this build has no API reference renderer: run scripts/api-reference, then rebuild",
+        )
+        .into_response(),
+    }
+}
+
+/// "Try it" sends requests to the server that served the page, with the bearer token entered
+/// under Authentication. Fonts, telemetry and the hosted AI and MCP features are off: the page
+/// talks to nothing but this server.
+const REFERENCE_PAGE: &str = r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tollgate API reference</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><noscript>The API reference needs JavaScript; the document itself is at
+<a href="/openapi.json">/openapi.json</a>.</noscript>
+<div id="app"></div>
+<script src="/docs/scalar.js?v={version}"></script>
+<script>
+Scalar.createApiReference('#app', {
+  url: '/openapi.json',
+  servers: [{ url: window.location.origin, description: 'This Tollgate server' }],
+  authentication: { preferredSecurityScheme: 'bearer' },
+  withDefaultFonts: false,
+  telemetry: false,
+  mcp: { disabled: true },
+  agent: { disabled: true },
+  showToolbar: 'never',
+  defaultHttpClient: { targetKey: 'shell', clientKey: 'curl' },
+});
+</script></body></html>"##;
+
+const FALLBACK_PAGE: &str = r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tollgate API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 header{background:#1d2330;color:#fff;padding:18px 32px}header h1{margin:0;font-size:20px}
 main{max-width:980px;margin:0 auto;padding:24px 32px}
+.note{background:#fff8e1;border:1px solid #f0d58a;border-radius:8px;padding:12px 16px}
 .op{background:#fff;border:1px solid #dde1e7;border-radius:8px;margin:10px 0;padding:12px 16px}
 .m{display:inline-block;min-width:64px;font-weight:700;font-family:ui-monospace,monospace}
-.get{color:#1a7f37}.post{color:#0b5cad}.patch{color:#9a6700}.delete{color:#cf222e}
-code{font-family:ui-monospace,monospace}.p{font-family:ui-monospace,monospace}
-.lock{color:#667085;font-size:13px;margin-left:8px}.d{color:#475467;margin:4px 0 0}
-.r{font-size:13px;color:#475467}h2{margin-top:28px}
-</style></head><body><header><h1>Tollgate API</h1><div id="v"></div></header>
-<main><p>The machine-readable document is at <a href="/openapi.json"><code>/openapi.json</code></a>.
-Authenticate with <code>Authorization: Bearer &lt;access token or sk_ key&gt;</code>. Errors share one shape:
+code,.p{font-family:ui-monospace,monospace}.d{color:#475467;margin:4px 0 0}
+</style></head><body><header><h1>Tollgate API</h1></header>
+<main><p class="note">This build has no API reference renderer. Run <code>scripts/api-reference</code>
+(<code>make serve</code>, <code>make run</code> and <code>make test</code> do it for you; it needs npm once),
+then rebuild. Meanwhile the routes are listed below and the document is at
+<a href="/openapi.json"><code>/openapi.json</code></a>.</p>
+<p>Authenticate with <code>Authorization: Bearer &lt;access token or sk_ key&gt;</code>. Errors share one shape:
 <code>{"error": {"code", "message", "request_id", …}}</code>.</p><div id="ops">Loading…</div></main>
 <script>
 fetch('/openapi.json').then(r=>r.json()).then(doc=>{
-  document.getElementById('v').textContent='OpenAPI '+doc.openapi+' · version '+doc.info.version;
-  const byTag={};
-  for(const [path,item] of Object.entries(doc.paths)){for(const [m,op] of Object.entries(item)){
-    const t=(op.tags&&op.tags[0])||'other';(byTag[t]=byTag[t]||[]).push([m,path,op]);}}
   const out=document.getElementById('ops');out.textContent='';
-  for(const [tag,ops] of Object.entries(byTag)){
-    const h=document.createElement('h2');h.textContent=tag;out.appendChild(h);
-    for(const [m,path,op] of ops){
-      const d=document.createElement('div');d.className='op';
-      const head=document.createElement('div');
-      const ms=document.createElement('span');ms.className='m '+m;ms.textContent=m.toUpperCase();
-      const ps=document.createElement('span');ps.className='p';ps.textContent=path;
-      head.append(ms,ps);
-      if(op.security){const l=document.createElement('span');l.className='lock';l.textContent='bearer';head.append(l);}
-      const desc=document.createElement('p');desc.className='d';desc.textContent=op.summary||op.description||'';
-      const rs=document.createElement('div');rs.className='r';
-      rs.textContent='Responses: '+Object.entries(op.responses||{}).map(([s,r])=>s+(r.description?' '+r.description:'')).join(' · ');
-      d.append(head,desc,rs);out.appendChild(d);}
-  }
+  for(const [path,item] of Object.entries(doc.paths)){for(const [m,op] of Object.entries(item)){
+    const d=document.createElement('div');d.className='op';
+    const h=document.createElement('div');
+    const ms=document.createElement('span');ms.className='m';ms.textContent=m.toUpperCase();
+    const ps=document.createElement('span');ps.className='p';ps.textContent=path;h.append(ms,ps);
+    const p=document.createElement('p');p.className='d';p.textContent=op.summary||'';
+    d.append(h,p);out.appendChild(d);}}
 }).catch(e=>{document.getElementById('ops').textContent='Could not load /openapi.json: '+e;});
 </script></body></html>"##;
 
