@@ -36,6 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"email": "ada@example.com", "password": "correct horse battery", "full_name": "Ada Lovelace"})))]
 pub struct RegisterRequest {
     email: String,
     password: String,
@@ -75,12 +76,14 @@ impl TokenResponse {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"email": "ada@example.com", "password": "correct horse battery"})))]
 pub struct LoginRequest {
     email: String,
     password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"refresh_token": "rt_BzW-f33tYsv9X7WVTZko0mf2gzedzZmZTO6nL5kSUjQ"})))]
 pub struct RefreshRequest {
     refresh_token: String,
 }
@@ -119,9 +122,9 @@ fn with_rate_headers(
 }
 
 /// Create an account on the default plan, with a session and a first API key.
-#[utoipa::path(post, path = "/v1/auth/register", tag = "accounts", request_body = RegisterRequest,
+#[utoipa::path(post, path = "/v1/auth/register", operation_id = "register", tag = "accounts", request_body = RegisterRequest,
     responses(
-        (status = 201, body = RegisterResponse),
+        (status = 201, body = RegisterResponse, example = json!({"user": {"id": "usr_0355yUZMmE5fF0B3KmxI4J", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "active", "created_at": "2026-11-29T11:46:14.310Z", "updated_at": "2026-11-29T11:46:14.310Z"}, "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3JfMDM1NXlVWk1tRTVmRjBCM0tteEk0SiJ9.FHIMl5n7y7czooI0NFd_KyWZrjIEOelH-emMWSgrcbg", "refresh_token": "rt_NaPxFntQL28iBXmPUUVmuJGSZyD6VpMqWgCqgTy4OY4", "token_type": "bearer", "expires_in": 900, "api_key": "sk_live_SAM9OGeaxDpNzDsD8O2CNzhPR7q9qp0neANxoAp0z3F"})),
         (status = 409, description = "email_taken", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody),
         (status = 429, description = "rate_limited (per client IP)", body = ErrorBody),
@@ -168,9 +171,9 @@ async fn register(
 }
 
 /// Exchange email and password for a token pair.
-#[utoipa::path(post, path = "/v1/auth/login", tag = "accounts", request_body = LoginRequest,
+#[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", tag = "accounts", request_body = LoginRequest,
     responses(
-        (status = 200, body = TokenResponse),
+        (status = 200, body = TokenResponse, example = json!({"user": {"id": "usr_0355yUZMmE5fF0B3KmxI4J", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "active", "created_at": "2026-11-29T11:46:14.310Z", "updated_at": "2026-11-29T11:46:14.310Z"}, "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3JfMDM1NXlVWk1tRTVmRjBCM0tteEk0SiJ9.FHIMl5n7y7czooI0NFd_KyWZrjIEOelH-emMWSgrcbg", "refresh_token": "rt_NaPxFntQL28iBXmPUUVmuJGSZyD6VpMqWgCqgTy4OY4", "token_type": "bearer", "expires_in": 900})),
         (status = 401, description = "invalid_credentials", body = ErrorBody),
         (status = 403, description = "account_suspended", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody),
@@ -195,9 +198,9 @@ async fn login(
 }
 
 /// Rotate a refresh token. Presenting a used one revokes its session.
-#[utoipa::path(post, path = "/v1/auth/refresh", tag = "accounts", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/v1/auth/refresh", operation_id = "refresh", tag = "accounts", request_body = RefreshRequest,
     responses(
-        (status = 200, body = TokenResponse),
+        (status = 200, body = TokenResponse, example = json!({"user": {"id": "usr_0355yUZMmE5fF0B3KmxI4J", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "active", "created_at": "2026-11-29T11:46:14.310Z", "updated_at": "2026-11-29T11:46:14.310Z"}, "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3JfMDM1NXlVWk1tRTVmRjBCM0tteEk0SiJ9.FHIMl5n7y7czooI0NFd_KyWZrjIEOelH-emMWSgrcbg", "refresh_token": "rt_NaPxFntQL28iBXmPUUVmuJGSZyD6VpMqWgCqgTy4OY4", "token_type": "bearer", "expires_in": 900})),
         (status = 401, description = "invalid_refresh_token, refresh_token_expired, refresh_token_reused, session_revoked", body = ErrorBody),
         (status = 403, description = "account_suspended", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody),
@@ -224,7 +227,7 @@ async fn refresh(
 }
 
 /// End the session of the access token used.
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/auth/logout", operation_id = "logout", tag = "accounts", security(("bearer" = [])),
     responses(
         (status = 204, description = "signed out"),
         (status = 401, description = "missing_credentials, invalid_token, token_expired, session_revoked", body = ErrorBody),
@@ -272,22 +275,23 @@ async fn me_of(state: &AppState, user: User) -> Result<Me, ApiError> {
 }
 
 /// The caller's account.
-#[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/me", operation_id = "get_me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = Me, example = json!({"id": "usr_0355yUZMmE5fF0B3KmxI4J", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "active", "plan": "free@1", "created_at": "2026-11-29T11:46:14.310Z"})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
     let p = caller.require(Scope::Read)?;
     Ok(Json(me_of(&state, p.user.clone()).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"full_name": "Ada King"})))]
 pub struct UpdateMe {
     /// New full name; null or empty clears it.
     full_name: Option<String>,
 }
 
 /// Change the caller's profile.
-#[utoipa::path(patch, path = "/v1/me", tag = "accounts", security(("bearer" = [])), request_body = UpdateMe,
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/me", operation_id = "update_me", tag = "accounts", security(("bearer" = [])), request_body = UpdateMe,
+    responses((status = 200, body = Me, example = json!({"id": "usr_0355yUZMmE5fF0B3KmxI4J", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "active", "plan": "free@1", "created_at": "2026-11-29T11:46:14.310Z"})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn update_me(
     State(state): State<AppState>,
     caller: Caller,
@@ -302,7 +306,7 @@ async fn update_me(
 }
 
 /// Delete the caller's account (soft: the email is freed; history is kept).
-#[utoipa::path(delete, path = "/v1/me", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/me", operation_id = "delete_me", tag = "accounts", security(("bearer" = [])),
     responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn delete_me(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     let p = caller.require_write()?;
@@ -311,6 +315,7 @@ async fn delete_me(State(state): State<AppState>, caller: Caller) -> Result<Stat
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"current_password": "correct horse battery", "new_password": "staple battery horse"})))]
 pub struct ChangePassword {
     current_password: String,
     new_password: String,
@@ -323,8 +328,8 @@ pub struct PasswordChanged {
 }
 
 /// Change the password; every other session is signed out.
-#[utoipa::path(post, path = "/v1/me/password", tag = "accounts", security(("bearer" = [])), request_body = ChangePassword,
-    responses((status = 200, body = PasswordChanged), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, description = "wrong_password, validation_failed", body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/me/password", operation_id = "change_password", tag = "accounts", security(("bearer" = [])), request_body = ChangePassword,
+    responses((status = 200, body = PasswordChanged, example = json!({"revoked_sessions": 2})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, description = "wrong_password, validation_failed", body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -346,7 +351,7 @@ async fn change_password(
 }
 
 /// The caller's signed-in devices.
-#[utoipa::path(get, path = "/v1/me/sessions", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/sessions", operation_id = "list_sessions", tag = "accounts", security(("bearer" = [])),
     responses((status = 200, body = Vec<SessionInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn list_sessions(
     State(state): State<AppState>,
@@ -362,7 +367,7 @@ async fn list_sessions(
 }
 
 /// Sign out one device.
-#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/me/sessions/{id}", operation_id = "revoke_session", tag = "accounts", security(("bearer" = [])),
     params(("id" = SessionId, Path, description = "session id (ses_…)")),
     responses((status = 204, description = "revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn revoke_session(

@@ -54,6 +54,7 @@ pub(super) fn actor(
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[schema(examples(json!({"reason": "chargeback under review (ticket 4711)"})))]
 pub struct Reason {
     /// Why: kept in the audit log (required for suspend, delete, plan override, credit grant,
     /// impersonation).
@@ -61,12 +62,14 @@ pub struct Reason {
 }
 
 #[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 pub struct ReasonQuery {
+    /// Why: kept in the audit log (required).
     reason: Option<String>,
 }
 
 /// Search and page through users.
-#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])), params(UserQuery),
+#[utoipa::path(get, path = "/v1/admin/users", operation_id = "admin_list_users", tag = "admin", security(("bearer" = [])), params(UserQuery),
     responses((status = 200, body = UserPage), (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn list_users(
     State(state): State<AppState>,
@@ -82,7 +85,7 @@ async fn list_users(
 }
 
 /// Everything about one user.
-#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/admin/users/{id}", operation_id = "admin_get_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = UserDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn user_detail(
     State(state): State<AppState>,
@@ -95,7 +98,7 @@ async fn user_detail(
 }
 
 /// Soft-delete a user (reason required, as `?reason=`).
-#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path), ReasonQuery),
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", operation_id = "admin_delete_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path), ReasonQuery),
     responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn delete_user(
     State(state): State<AppState>,
@@ -113,7 +116,7 @@ async fn delete_user(
 }
 
 /// Suspend: the user's tokens and keys stop working on their next request.
-#[utoipa::path(post, path = "/v1/admin/users/{id}/suspend", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
+#[utoipa::path(post, path = "/v1/admin/users/{id}/suspend", operation_id = "admin_suspend_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn suspend(
     State(state): State<AppState>,
@@ -131,7 +134,8 @@ async fn suspend(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/admin/users/{id}/reactivate", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
+/// Reactivate a suspended user.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/reactivate", operation_id = "admin_reactivate_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn reactivate(
     State(state): State<AppState>,
@@ -150,6 +154,7 @@ async fn reactivate(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"plan": "pro", "effective": "now", "reason": "partner account"})))]
 pub struct PlanChange {
     plan: String,
     /// `now` (default) or `period_end`.
@@ -158,7 +163,7 @@ pub struct PlanChange {
 }
 
 /// Override the plan without Stripe, now or at the end of the period.
-#[utoipa::path(post, path = "/v1/admin/users/{id}/plan", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlanChange,
+#[utoipa::path(post, path = "/v1/admin/users/{id}/plan", operation_id = "admin_change_plan", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlanChange,
     responses((status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn change_plan(
     State(state): State<AppState>,
@@ -178,6 +183,7 @@ async fn change_plan(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"metric": "videos", "amount": 100, "reason": "outage compensation"})))]
 pub struct CreditGrant {
     metric: String,
     /// Positive grants, negative takes back.
@@ -192,7 +198,7 @@ pub struct Balance {
 }
 
 /// Grant or take back credits.
-#[utoipa::path(post, path = "/v1/admin/users/{id}/credits", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = CreditGrant,
+#[utoipa::path(post, path = "/v1/admin/users/{id}/credits", operation_id = "admin_grant_credits", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = CreditGrant,
     responses((status = 200, body = Balance), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn grant_credits(
     State(state): State<AppState>,
@@ -213,6 +219,7 @@ async fn grant_credits(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"metric": "videos", "reason": "double-counted batch"})))]
 pub struct UsageReset {
     metric: String,
     reason: Option<String>,
@@ -225,7 +232,7 @@ pub struct Done {
 }
 
 /// Reset a metric's usage for the current window.
-#[utoipa::path(post, path = "/v1/admin/users/{id}/usage/reset", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = UsageReset,
+#[utoipa::path(post, path = "/v1/admin/users/{id}/usage/reset", operation_id = "admin_reset_usage", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = UsageReset,
     responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn reset_usage(
     State(state): State<AppState>,
@@ -243,7 +250,7 @@ async fn reset_usage(
 }
 
 /// Forget the user's rate-limit windows.
-#[utoipa::path(post, path = "/v1/admin/users/{id}/limits/clear", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
+#[utoipa::path(post, path = "/v1/admin/users/{id}/limits/clear", operation_id = "admin_clear_limits", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
     responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn clear_limits(
     State(state): State<AppState>,
@@ -261,6 +268,7 @@ async fn clear_limits(
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[schema(examples(json!({"session_id": null, "reason": "lost laptop"})))]
 pub struct SessionRevoke {
     /// One session; all when left out.
     session_id: Option<String>,
@@ -268,7 +276,7 @@ pub struct SessionRevoke {
 }
 
 /// Revoke one or all of the user's sessions.
-#[utoipa::path(post, path = "/v1/admin/users/{id}/sessions/revoke", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = SessionRevoke,
+#[utoipa::path(post, path = "/v1/admin/users/{id}/sessions/revoke", operation_id = "admin_revoke_sessions", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = SessionRevoke,
     responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn revoke_sessions(
     State(state): State<AppState>,
@@ -287,6 +295,7 @@ async fn revoke_sessions(
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[schema(examples(json!({"key_id": "key_0355yUaHhfBmu1tcKPQpfL", "reason": "key leaked in a public repository"})))]
 pub struct KeyRevoke {
     /// One key; all when left out.
     key_id: Option<String>,
@@ -294,7 +303,7 @@ pub struct KeyRevoke {
 }
 
 /// Revoke one or all of the user's API keys.
-#[utoipa::path(post, path = "/v1/admin/users/{id}/keys/revoke", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = KeyRevoke,
+#[utoipa::path(post, path = "/v1/admin/users/{id}/keys/revoke", operation_id = "admin_revoke_keys", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = KeyRevoke,
     responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn revoke_keys(
     State(state): State<AppState>,
@@ -313,7 +322,7 @@ async fn revoke_keys(
 }
 
 /// A ten-minute token acting as the user (read-only unless the permission table allows).
-#[utoipa::path(post, path = "/v1/admin/users/{id}/impersonate", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
+#[utoipa::path(post, path = "/v1/admin/users/{id}/impersonate", operation_id = "admin_impersonate", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
     responses((status = 200, body = Impersonation), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn impersonate(
     State(state): State<AppState>,
@@ -332,7 +341,7 @@ async fn impersonate(
 }
 
 /// Why a request was refused, in plain words, with the fixes support may apply.
-#[utoipa::path(get, path = "/v1/admin/decisions/{request_id}", tag = "admin", security(("bearer" = [])), params(("request_id" = String, Path)),
+#[utoipa::path(get, path = "/v1/admin/decisions/{request_id}", operation_id = "admin_explain_decision", tag = "admin", security(("bearer" = [])), params(("request_id" = String, Path)),
     responses((status = 200, body = Explanation), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn explain(
     State(state): State<AppState>,
@@ -345,13 +354,14 @@ async fn explain(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"fix": "quota_boost", "reason": "demo for a prospect"})))]
 pub struct ApplyFix {
     fix: Fix,
     reason: Option<String>,
 }
 
 /// Apply one of the fixes an explanation offers.
-#[utoipa::path(post, path = "/v1/admin/decisions/{request_id}/fix", tag = "admin", security(("bearer" = [])), params(("request_id" = String, Path)), request_body = ApplyFix,
+#[utoipa::path(post, path = "/v1/admin/decisions/{request_id}/fix", operation_id = "admin_apply_fix", tag = "admin", security(("bearer" = [])), params(("request_id" = String, Path)), request_body = ApplyFix,
     responses((status = 204, description = "applied"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn apply_fix(
     State(state): State<AppState>,
@@ -369,13 +379,15 @@ async fn apply_fix(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// Days of daily series; 30 by default.
+    /// Days of daily series: 1 to 366; 30 by default.
+    #[param(minimum = 1, maximum = 366, default = 30)]
     days: Option<i64>,
 }
 
 /// Users by status and plan, signups and active users per day.
-#[utoipa::path(get, path = "/v1/admin/stats", tag = "admin", security(("bearer" = [])), params(StatsQuery),
+#[utoipa::path(get, path = "/v1/admin/stats", operation_id = "admin_stats", tag = "admin", security(("bearer" = [])), params(StatsQuery),
     responses((status = 200, body = Stats), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn stats(
     State(state): State<AppState>,
@@ -390,17 +402,23 @@ async fn stats(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Entries by this staff member (`usr_…`).
     actor: Option<String>,
+    /// Entries about this user or object.
     target: Option<String>,
+    /// One action, such as `suspend` or `grant_credits`.
     action: Option<String>,
+    /// Entries at or after this time (RFC 3339).
     since: Option<DateTime<Utc>>,
     /// 1 to 1000; 100 by default.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
 }
 
 /// The audit log, newest first.
-#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
+#[utoipa::path(get, path = "/v1/admin/audit", operation_id = "admin_audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = Vec<AuditEntry>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn audit(
     State(state): State<AppState>,
@@ -421,7 +439,7 @@ async fn audit(
 }
 
 /// Staff accounts.
-#[utoipa::path(get, path = "/v1/admin/staff", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/admin/staff", operation_id = "admin_list_staff", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<User>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn list_staff(
     State(state): State<AppState>,
@@ -433,6 +451,7 @@ async fn list_staff(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"email": "grace@example.com", "role": "support", "reason": "joins the support team"})))]
 pub struct StaffRole {
     email: String,
     /// `support`, `finance`, `admin`, or `user` to take staff rights away.
@@ -441,7 +460,7 @@ pub struct StaffRole {
 }
 
 /// Give an existing account a role.
-#[utoipa::path(post, path = "/v1/admin/staff", tag = "admin", security(("bearer" = [])), request_body = StaffRole,
+#[utoipa::path(post, path = "/v1/admin/staff", operation_id = "admin_set_staff_role", tag = "admin", security(("bearer" = [])), request_body = StaffRole,
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn set_staff(
     State(state): State<AppState>,

@@ -15,10 +15,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(usage_series))
 }
 
-/// A metric's usage per day (per hour for ranges under three days): the platform's stacked
-/// by plan, or one user's (`user_id`). Needs the `view_stats` permission (and `view_user`
-/// for one user).
-#[utoipa::path(get, path = "/v1/admin/usage/series", tag = "admin", security(("bearer" = [])), params(UsageSeriesQuery),
+/// A metric's usage over time.
+///
+/// Per day (per hour for ranges under three days): the platform's stacked by plan, or one
+/// user's (`user_id`). Needs the `view_stats` permission (and `view_user` for one user).
+#[utoipa::path(get, path = "/v1/admin/usage/series", operation_id = "admin_usage_series", tag = "admin", security(("bearer" = [])), params(UsageSeriesQuery),
     responses((status = 200, body = UsageSeries), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn usage_series(
     State(state): State<AppState>,

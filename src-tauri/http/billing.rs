@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"plan": "pro", "success_url": "https://app.example.com/billing/done", "cancel_url": "https://app.example.com/pricing"})))]
 pub struct CheckoutBody {
     /// The plan to buy (`pro`).
     plan: String,
@@ -39,8 +40,8 @@ pub struct CheckoutBody {
 }
 
 /// Start a Stripe Checkout for a paid plan; send the user to `checkout_url`.
-#[utoipa::path(post, path = "/v1/billing/checkout", tag = "billing", security(("bearer" = [])), request_body = CheckoutBody,
-    responses((status = 200, body = CheckoutStarted), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+#[utoipa::path(post, path = "/v1/billing/checkout", operation_id = "start_checkout", tag = "billing", security(("bearer" = [])), request_body = CheckoutBody,
+    responses((status = 200, body = CheckoutStarted, example = json!({"checkout_url": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3", "session_id": "cs_test_a1b2c3"})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "already subscribed: use the portal", body = ErrorBody),
         (status = 422, description = "unknown_plan, plan_is_free, plan_has_no_price, validation_failed", body = ErrorBody),
         (status = 429, body = ErrorBody),
@@ -66,8 +67,8 @@ async fn checkout(
 }
 
 /// A Stripe billing-portal link (change plan, payment method, cancel).
-#[utoipa::path(post, path = "/v1/billing/portal", tag = "billing", security(("bearer" = [])),
-    responses((status = 200, body = PortalOpened), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+#[utoipa::path(post, path = "/v1/billing/portal", operation_id = "open_billing_portal", tag = "billing", security(("bearer" = [])),
+    responses((status = 200, body = PortalOpened, example = json!({"portal_url": "https://billing.stripe.com/p/session/test_YWNjdF8x"})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "no_billing_account", body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn portal(
@@ -79,7 +80,7 @@ async fn portal(
 }
 
 /// The caller's subscription, invoices and refunds.
-#[utoipa::path(get, path = "/v1/billing/status", tag = "billing", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/billing/status", operation_id = "billing_status", tag = "billing", security(("bearer" = [])),
     responses((status = 200, body = BillingStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn status(
     State(state): State<AppState>,
@@ -90,7 +91,7 @@ async fn status(
 }
 
 /// Stripe's webhook: verified against `Stripe-Signature`, stored, answered, applied after.
-#[utoipa::path(post, path = "/v1/stripe/webhook", tag = "billing",
+#[utoipa::path(post, path = "/v1/stripe/webhook", operation_id = "stripe_webhook", tag = "billing",
     params(("Stripe-Signature" = String, Header, description = "t=…,v1=… as Stripe signs")),
     request_body(content = String, content_type = "application/json", description = "the event, as Stripe sends it"),
     responses((status = 200, body = Received), (status = 400, description = "invalid_signature, invalid_stripe_event", body = ErrorBody),

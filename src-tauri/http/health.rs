@@ -22,8 +22,8 @@ pub struct Health {
 }
 
 /// 200 when the database answers, 503 when it does not.
-#[utoipa::path(get, path = "/health", tag = "system",
-    responses((status = 200, body = Health), (status = 503, description = "the database is unreachable", body = Health)))]
+#[utoipa::path(get, path = "/health", operation_id = "get_health", tag = "system",
+    responses((status = 200, body = Health, example = json!({"status": "ok", "database": "ok"})), (status = 503, description = "the database is unreachable", body = Health, example = json!({"status": "unavailable", "database": "unreachable"}))))]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     match state.engine.ping_database().await {
         Ok(()) => (
@@ -47,7 +47,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
 }
 
 /// Prometheus metrics: requests by route and status, meter decisions, latency histogram.
-#[utoipa::path(get, path = "/metrics", tag = "system",
+#[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics(state: State<AppState>) -> impl axum::response::IntoResponse {
     super::metrics::serve(state).await

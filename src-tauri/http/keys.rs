@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"name": "production", "scopes": ["meter"], "expires_at": null})))]
 pub struct CreateKey {
     name: String,
     /// `meter`, `read`, `write`; all when left out.
@@ -38,8 +39,8 @@ pub struct CreatedKey {
 }
 
 /// The caller's API keys (prefixes only).
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ApiKeyInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/keys", operation_id = "list_keys", tag = "keys", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ApiKeyInfo>, example = json!([{"id": "key_0355yUaHhfBmu1tcKPQpfL", "name": "production", "prefix": "sk_live_GhqQ", "scopes": ["meter"], "created_at": "2026-11-29T11:46:14.894Z", "last_used_at": null, "expires_at": null, "revoked_at": null}])), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
@@ -49,8 +50,8 @@ async fn list_keys(
 }
 
 /// Create an API key; its plaintext is in this answer only.
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", security(("bearer" = [])), request_body = CreateKey,
-    responses((status = 201, body = CreatedKey), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/keys", operation_id = "create_key", tag = "keys", security(("bearer" = [])), request_body = CreateKey,
+    responses((status = 201, body = CreatedKey, example = json!({"key": {"id": "key_0355yUaHhfBmu1tcKPQpfL", "name": "production", "prefix": "sk_live_GhqQ", "scopes": ["meter"], "created_at": "2026-11-29T11:46:14.894Z", "last_used_at": null, "expires_at": null, "revoked_at": null}, "api_key": "sk_live_GhqQuTI94coJlCZnJXlDhITMWPZ4dfmSSlZup3LwoqX"})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,7 +79,7 @@ async fn create_key(
 }
 
 /// Revoke an API key at once.
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "revoke_key", tag = "keys", security(("bearer" = [])),
     params(("id" = String, Path, description = "key id (key_…)")),
     responses((status = 204, description = "revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn revoke_key(

@@ -75,7 +75,9 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (public, authed) = route_groups();
-    public.merge(authed).into_openapi()
+    let mut doc = public.merge(authed).into_openapi();
+    docs::describe_error_answers(&mut doc);
+    doc
 }
 
 /// The whole API with its middleware, as served by `tollgate serve`, the desktop app and tests.
@@ -103,6 +105,7 @@ pub fn router_with_metrics(engine: Engine, metrics: Arc<metrics::Metrics>) -> Ro
     let routes = api
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs::page))
+        .route("/docs/scalar.js", get(docs::renderer))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

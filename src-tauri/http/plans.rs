@@ -30,12 +30,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"source": "default_plan = \"free\"\nmetrics = [\"videos\"]\n..."})))]
 pub struct PlanFile {
     /// The plan file's TOML text.
     source: String,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"source": "default_plan = \"free\"\nmetrics = [\"videos\"]\n...", "events": "{\"user\": \"u1\", \"plan\": \"free\", \"metric\": \"videos\", \"amount\": 1, \"at\": \"2026-01-01T09:00:00Z\"}\n"})))]
 pub struct PlanSimulation {
     /// The plan file's TOML text.
     source: String,
@@ -44,6 +46,7 @@ pub struct PlanSimulation {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"source": "default_plan = \"free\"\nmetrics = [\"videos\"]\n...", "reason": "spring pricing"})))]
 pub struct PlanApply {
     /// The plan file's TOML text.
     source: String,
@@ -51,6 +54,7 @@ pub struct PlanApply {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"from": "pro@1", "to": "pro@2", "reason": "grandfathering ends"})))]
 pub struct PlanMigration {
     /// `pro@1`.
     from: String,
@@ -60,7 +64,7 @@ pub struct PlanMigration {
 }
 
 /// The current catalog and every plan version with its subscribers.
-#[utoipa::path(get, path = "/v1/admin/plans", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/admin/plans", operation_id = "admin_plan_catalog", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = PlanCatalog), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn catalog(
     State(state): State<AppState>,
@@ -72,7 +76,7 @@ async fn catalog(
 }
 
 /// `plans check`: every problem of a plan file with its line, column and text.
-#[utoipa::path(post, path = "/v1/admin/plans/check", tag = "admin", security(("bearer" = [])), request_body = PlanFile,
+#[utoipa::path(post, path = "/v1/admin/plans/check", operation_id = "admin_check_plans", tag = "admin", security(("bearer" = [])), request_body = PlanFile,
     responses((status = 200, body = PlanCheck), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn check(
     State(state): State<AppState>,
@@ -85,7 +89,7 @@ async fn check(
 }
 
 /// `plans diff`: what applying a file would change, with the subscribers each change touches.
-#[utoipa::path(post, path = "/v1/admin/plans/diff", tag = "admin", security(("bearer" = [])), request_body = PlanFile,
+#[utoipa::path(post, path = "/v1/admin/plans/diff", operation_id = "admin_diff_plans", tag = "admin", security(("bearer" = [])), request_body = PlanFile,
     responses((status = 200, body = Vec<PlanChange>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn diff(
     State(state): State<AppState>,
@@ -98,7 +102,7 @@ async fn diff(
 }
 
 /// `plans simulate`: usage attempts replayed against a plan file with a simulated clock.
-#[utoipa::path(post, path = "/v1/admin/plans/simulate", tag = "admin", security(("bearer" = [])), request_body = PlanSimulation,
+#[utoipa::path(post, path = "/v1/admin/plans/simulate", operation_id = "admin_simulate_plans", tag = "admin", security(("bearer" = [])), request_body = PlanSimulation,
     responses((status = 200, body = SimulationReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn simulate(
     State(state): State<AppState>,
@@ -115,7 +119,7 @@ async fn simulate(
 }
 
 /// Publishes a plan file as the new catalog (admins; audited).
-#[utoipa::path(post, path = "/v1/admin/plans/apply", tag = "admin", security(("bearer" = [])), request_body = PlanApply,
+#[utoipa::path(post, path = "/v1/admin/plans/apply", operation_id = "admin_apply_plans", tag = "admin", security(("bearer" = [])), request_body = PlanApply,
     responses((status = 200, body = ApplyOutcome), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn apply(
     State(state): State<AppState>,
@@ -133,7 +137,7 @@ async fn apply(
 }
 
 /// Moves every subscriber of one plan version to another (admins; audited).
-#[utoipa::path(post, path = "/v1/admin/plans/migrate", tag = "admin", security(("bearer" = [])), request_body = PlanMigration,
+#[utoipa::path(post, path = "/v1/admin/plans/migrate", operation_id = "admin_migrate_plans", tag = "admin", security(("bearer" = [])), request_body = PlanMigration,
     responses((status = 200, body = Migration), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn migrate(
     State(state): State<AppState>,
@@ -151,14 +155,17 @@ async fn migrate(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TrafficQuery {
     /// Refusals to list, 1 to 200; 20 by default.
+    #[param(minimum = 1, maximum = 200, default = 20)]
     limit: Option<i64>,
 }
 
-/// This server's requests per second and error counts (as `/metrics` counts them) with the
-/// latest refusals.
-#[utoipa::path(get, path = "/v1/admin/traffic", tag = "admin", security(("bearer" = [])), params(TrafficQuery),
+/// This server's traffic and latest refusals.
+///
+/// Requests per second and error counts (as `/metrics` counts them) with the latest refusals.
+#[utoipa::path(get, path = "/v1/admin/traffic", operation_id = "admin_traffic", tag = "admin", security(("bearer" = [])), params(TrafficQuery),
     responses((status = 200, body = Traffic), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn traffic(
     State(state): State<AppState>,

@@ -37,11 +37,13 @@ pub enum Format {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RevenueQuery {
     /// How many months, ending with the current one (UTC): 1 to 120, 12 by default.
+    #[param(minimum = 1, maximum = 120, default = 12)]
     months: Option<i64>,
     /// `json` (default) or `csv`.
-    #[param(inline)]
+    #[param(inline, default = "json")]
     format: Option<Format>,
 }
 
@@ -74,7 +76,7 @@ fn answer<Row: CsvRow + Serialize>(report: Report<Row>, format: Option<Format>) 
 }
 
 /// MRR, ARR, paying customers, ARPU, money collected and refunded, per month and currency.
-#[utoipa::path(get, path = "/v1/admin/revenue/mrr", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
+#[utoipa::path(get, path = "/v1/admin/revenue/mrr", operation_id = "admin_revenue_mrr", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
     responses((status = 200, description = "one row per month and currency", content((Report<MrrMonth> = "application/json"), (String = "text/csv"))),
         (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn mrr(
@@ -89,7 +91,7 @@ async fn mrr(
 }
 
 /// MRR movements per month: new, expansion, contraction, churned, reactivation.
-#[utoipa::path(get, path = "/v1/admin/revenue/movements", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
+#[utoipa::path(get, path = "/v1/admin/revenue/movements", operation_id = "admin_revenue_movements", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
     responses((status = 200, description = "one row per month and currency", content((Report<MovementMonth> = "application/json"), (String = "text/csv"))),
         (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn movements(
@@ -104,7 +106,7 @@ async fn movements(
 }
 
 /// Customers, MRR, collected and refunded money per plan, month and currency.
-#[utoipa::path(get, path = "/v1/admin/revenue/by-plan", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
+#[utoipa::path(get, path = "/v1/admin/revenue/by-plan", operation_id = "admin_revenue_by_plan", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
     responses((status = 200, description = "one row per month, currency and plan with any figure", content((Report<PlanMonth> = "application/json"), (String = "text/csv"))),
         (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn by_plan(
@@ -119,7 +121,7 @@ async fn by_plan(
 }
 
 /// Customer churn and revenue churn rates per month.
-#[utoipa::path(get, path = "/v1/admin/revenue/churn", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
+#[utoipa::path(get, path = "/v1/admin/revenue/churn", operation_id = "admin_revenue_churn", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
     responses((status = 200, description = "one row per month and currency", content((Report<ChurnMonth> = "application/json"), (String = "text/csv"))),
         (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn churn(

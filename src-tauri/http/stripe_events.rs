@@ -26,7 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Stored events, newest first, by type, status and customer or user.
-#[utoipa::path(get, path = "/v1/admin/stripe/events", tag = "admin", security(("bearer" = [])), params(StripeEventQuery),
+#[utoipa::path(get, path = "/v1/admin/stripe/events", operation_id = "admin_list_stripe_events", tag = "admin", security(("bearer" = [])), params(StripeEventQuery),
     responses((status = 200, body = StripeEventPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
@@ -42,7 +42,7 @@ async fn list(
 }
 
 /// One stored event with its raw JSON.
-#[utoipa::path(get, path = "/v1/admin/stripe/events/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/admin/stripe/events/{id}", operation_id = "admin_get_stripe_event", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = StripeEventDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn show(
     State(state): State<AppState>,
@@ -54,9 +54,10 @@ async fn show(
     Ok(Json(state.engine.admin_stripe_event(&a, &id).await?))
 }
 
-/// Applies events again, or with `dry_run` says what that would change (support and admins;
-/// audited when real).
-#[utoipa::path(post, path = "/v1/admin/stripe/events/replay", tag = "admin", security(("bearer" = [])), request_body = ReplayRequest,
+/// Apply stored events again.
+///
+/// With `dry_run`, says what that would change (support and admins; audited when real).
+#[utoipa::path(post, path = "/v1/admin/stripe/events/replay", operation_id = "admin_replay_stripe_events", tag = "admin", security(("bearer" = [])), request_body = ReplayRequest,
     responses((status = 200, body = ReplayReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn replay(
     State(state): State<AppState>,
@@ -68,9 +69,10 @@ async fn replay(
     Ok(Json(state.engine.admin_replay_stripe_events(&a, &b).await?))
 }
 
-/// Stores the events of a file as pending, marked as unsigned local test data (support and
-/// admins; audited).
-#[utoipa::path(post, path = "/v1/admin/stripe/events/import", tag = "admin", security(("bearer" = [])), request_body = StripeEventImport,
+/// Import events from a file.
+///
+/// Stores them as pending, marked as unsigned local test data (support and admins; audited).
+#[utoipa::path(post, path = "/v1/admin/stripe/events/import", operation_id = "admin_import_stripe_events", tag = "admin", security(("bearer" = [])), request_body = StripeEventImport,
     responses((status = 200, body = ImportReport), (status = 400, description = "invalid_stripe_event", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn import(
     State(state): State<AppState>,

@@ -50,7 +50,8 @@ pub struct PublicPlan {
 }
 
 /// The current catalog: prices, features, quotas and rate limits.
-#[utoipa::path(get, path = "/v1/plans", tag = "plans", responses((status = 200, body = PlansResponse)))]
+#[utoipa::path(get, path = "/v1/plans", operation_id = "list_plans", tag = "plans",
+    responses((status = 200, body = PlansResponse), (status = 500, description = "internal: the catalog could not be read", body = ErrorBody)))]
 async fn list_plans(State(state): State<AppState>) -> Result<Json<PlansResponse>, ApiError> {
     let c = state.engine.catalog().await?;
     Ok(Json(PlansResponse {
@@ -70,8 +71,8 @@ async fn list_plans(State(state): State<AppState>) -> Result<Json<PlansResponse>
 }
 
 /// The caller's subscription.
-#[utoipa::path(get, path = "/v1/me/subscription", tag = "usage", security(("bearer" = [])),
-    responses((status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/me/subscription", operation_id = "get_subscription", tag = "usage", security(("bearer" = [])),
+    responses((status = 200, body = SubscriptionView, example = json!({"id": "sub_0355yUZMmE5fF0B3Q5AvLd", "user_id": "usr_0355yUZMmE5fF0B3KmxI4J", "plan": "free@1", "plan_id": "free", "plan_name": "Free", "effective_plan": "free@1", "status": "active", "current_period_start": "2026-11-29T11:46:14.310Z", "current_period_end": "2026-12-29T11:46:14.310Z", "cancel_at_period_end": false, "scheduled_plan": null, "trial_end": null, "grace_until": null, "stripe_customer_id": null, "stripe_subscription_id": null})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn my_subscription(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,8 +82,8 @@ async fn my_subscription(
 }
 
 /// Usage of every metric in its current window, and credit balances.
-#[utoipa::path(get, path = "/v1/me/usage", tag = "usage", security(("bearer" = [])),
-    responses((status = 200, body = UsageSummary), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/me/usage", operation_id = "get_usage", tag = "usage", security(("bearer" = [])),
+    responses((status = 200, body = UsageSummary, example = json!({"plan": "free@1", "period": {"start": "2026-11-29T11:46:14.310Z", "end": "2026-12-29T11:46:14.310Z"}, "metrics": {"videos": {"limit": 3, "used": 1, "remaining": 2, "unlimited": false, "resets_at": "2026-11-30T00:00:00Z", "per": "day", "credits": null}}, "credits": {}})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn my_usage(
     State(state): State<AppState>,
     caller: Caller,
@@ -92,15 +93,17 @@ async fn my_usage(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// 1 to 366; 30 by default.
+    /// How many UTC days, ending today: 1 to 366; 30 by default.
+    #[param(minimum = 1, maximum = 366, default = 30)]
     days: Option<i64>,
     /// One metric; all when left out.
     metric: Option<String>,
 }
 
 /// Net use per UTC day.
-#[utoipa::path(get, path = "/v1/me/usage/history", tag = "usage", security(("bearer" = [])), params(HistoryQuery),
+#[utoipa::path(get, path = "/v1/me/usage/history", operation_id = "get_usage_history", tag = "usage", security(("bearer" = [])), params(HistoryQuery),
     responses((status = 200, body = Vec<DailyUsage>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn my_usage_history(
     State(state): State<AppState>,
@@ -121,6 +124,7 @@ async fn my_usage_history(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"metric": "videos", "amount": 1, "idempotency_key": "job-42"})))]
 pub struct MeterBody {
     metric: String,
     /// 1 by default.
@@ -144,9 +148,9 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Check and consume usage before doing metered work.
-#[utoipa::path(post, path = "/v1/meter", tag = "metering", security(("bearer" = [])), request_body = MeterBody,
+#[utoipa::path(post, path = "/v1/meter", operation_id = "meter", tag = "metering", security(("bearer" = [])), request_body = MeterBody,
     responses(
-        (status = 200, description = "allowed", body = MeterAnswer),
+        (status = 200, description = "allowed", body = MeterAnswer, example = json!({"allowed": true, "event_id": "use_0355yUenxVdhV0XuDtH4FZ", "metric": "videos", "amount": 1, "used": 1, "limit": 3, "remaining": 2, "unlimited": false, "resets_at": "2026-11-30T00:00:00Z", "credits": null, "replayed": false})),
         (status = 401, body = ErrorBody),
         (status = 402, description = "insufficient_credits", body = ErrorBody),
         (status = 403, description = "insufficient_scope, account_suspended", body = ErrorBody),
@@ -191,13 +195,14 @@ async fn meter(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"idempotency_key": "job-42"})))]
 pub struct ReleaseBody {
     event_id: Option<String>,
     idempotency_key: Option<String>,
 }
 
 /// Undo a consumption whose work failed.
-#[utoipa::path(post, path = "/v1/meter/release", tag = "metering", security(("bearer" = [])), request_body = ReleaseBody,
+#[utoipa::path(post, path = "/v1/meter/release", operation_id = "release_usage", tag = "metering", security(("bearer" = [])), request_body = ReleaseBody,
     responses((status = 200, body = Consumption), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "already released", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn release(
     State(state): State<AppState>,
@@ -218,9 +223,9 @@ async fn release(
 }
 
 /// Whether the caller's plan includes a feature.
-#[utoipa::path(get, path = "/v1/entitlements/{feature}", tag = "metering", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/entitlements/{feature}", operation_id = "get_entitlement", tag = "metering", security(("bearer" = [])),
     params(("feature" = String, Path)),
-    responses((status = 200, body = Entitlement), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Entitlement, example = json!({"feature": "vision", "allowed": false, "plan": "free", "upgrade_to": "pro"})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn entitlement(
     State(state): State<AppState>,
     caller: Caller,

@@ -38,20 +38,25 @@ pub enum UserSort {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Search text: an exact user id (`usr_…`), a Stripe customer id (`cus_…`), or an email
     /// prefix (`ada@`) or any part of it (3 characters or more).
     pub q: Option<String>,
+    /// Users whose current plan is this one (`pro`).
     pub plan: Option<String>,
     #[param(inline)]
     pub status: Option<UserStatus>,
     #[param(inline)]
     pub role: Option<Role>,
+    /// Signed up at or after this time (RFC 3339).
     pub created_after: Option<DateTime<Utc>>,
+    /// Signed up before this time (RFC 3339).
     pub created_before: Option<DateTime<Utc>>,
     #[param(inline)]
     pub sort: Option<UserSort>,
     /// 1 to 200; 50 by default.
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

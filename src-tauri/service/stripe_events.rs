@@ -97,6 +97,7 @@ pub mod admin {
         /// `next_cursor` of the previous page.
         pub cursor: Option<String>,
         /// 1 to 500, 100 by default.
+        #[param(minimum = 1, maximum = 500, default = 100)]
         pub limit: Option<i64>,
     }
 
@@ -155,6 +156,7 @@ pub mod admin {
     /// Which events to replay, and whether for real.
     #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
     #[cfg_attr(feature = "desktop", derive(specta::Type))]
+    #[schema(examples(json!({"ids": ["evt_1QXf2aLkdIwHu7ix0bC5d1Ev"], "dry_run": true, "reason": null})))]
     pub struct ReplayRequest {
         pub ids: Vec<String>,
         /// Apply inside a transaction that is rolled back: the diff says what would change.
@@ -216,6 +218,7 @@ pub mod admin {
     /// An events file to store as pending.
     #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
     #[cfg_attr(feature = "desktop", derive(specta::Type))]
+    #[schema(examples(json!({"events": "[{\"id\": \"evt_1QXf2aLkdIwHu7ix0bC5d1Ev\", \"type\": \"invoice.paid\", ...}]", "unsigned_local_test_data": true, "reason": "reproduce ticket 4711"})))]
     pub struct StripeEventImport {
         /// A JSON array of events, JSON lines, or the output of `stripe events list`.
         pub events: String,

@@ -20,6 +20,7 @@ pub const MAX_DAYS: i64 = 366;
 /// `GET /v1/admin/usage/series`: which usage, over which days.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
+#[into_params(parameter_in = Query)]
 pub struct UsageSeriesQuery {
     /// The metric; the catalog's first metric by default.
     pub metric: Option<String>,

@@ -74,9 +74,7 @@ impl Engine {
     ) -> Result<ReconcileReport> {
         let client = StripeClient::from_settings(self.settings())?;
         let mut report = ReconcileReport::default();
-        let listed = client
-            .list_all("/v1/subscriptions", &vec![("status".into(), "all".into())])
-            .await?;
+        let listed = client.list_subscriptions().await?;
         let mut seen = HashSet::new();
         for raw in listed {
             report.subscriptions_checked += 1;
@@ -281,12 +279,7 @@ impl Engine {
         report: &mut ReconcileReport,
     ) -> Result<()> {
         let since = self.now().timestamp() - days.max(0) * 86_400;
-        let listed = client
-            .list_all(
-                "/v1/invoices",
-                &vec![("created[gte]".into(), since.to_string())],
-            )
-            .await?;
+        let listed = client.list_invoices_since(since).await?;
         for raw in listed {
             report.invoices_checked += 1;
             let id = raw

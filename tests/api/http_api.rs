@@ -1022,6 +1022,66 @@ async fn openapi_documents_every_route_and_docs_page_is_served() {
 }
 
 #[tokio::test]
+async fn docs_page_is_the_bundled_api_reference_pointed_at_this_server() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    // The build embeds the renderer whenever scripts/api-reference has put it on disk.
+    let on_disk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/api-reference/standalone.js")
+        .is_file();
+    assert_eq!(tollgate::http::docs::has_renderer(), on_disk);
+
+    let page = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let script = app
+        .http
+        .get(app.url("/docs/scalar.js"))
+        .send()
+        .await
+        .unwrap();
+    if on_disk {
+        assert!(html.contains(r#"<script src="/docs/scalar.js"#), "{html}");
+        assert!(html.contains("url: '/openapi.json'"), "{html}");
+        assert!(html.contains("preferredSecurityScheme: 'bearer'"), "{html}");
+        assert!(
+            html.contains("window.location.origin"),
+            "try it calls this server"
+        );
+        assert!(
+            !html.contains("https://"),
+            "the page loads nothing from elsewhere"
+        );
+        assert_eq!(script.status(), 200);
+        assert_eq!(
+            script.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        let js = script.text().await.unwrap();
+        assert!(js.contains("createApiReference"), "not Scalar's bundle");
+        assert!(js.len() > 1_000_000, "the whole standalone bundle");
+    } else {
+        assert!(html.contains("scripts/api-reference"), "says how to add it");
+        assert_eq!(script.status(), StatusCode::NOT_FOUND);
+    }
+    // What the page shows about authentication and errors comes from the document.
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let intro = doc["info"]["description"].as_str().unwrap();
+    assert!(intro.contains("Authorization: Bearer") && intro.contains("error.code"));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+#[tokio::test]
 async fn metrics_count_requests_and_meter_decisions() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let r = register(&app, "metrics@example.com").await;

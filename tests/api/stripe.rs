@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate::store::stripe as db;
-use wiremock::matchers::{body_string_contains, header_exists, method, path, query_param};
+use wiremock::matchers::{header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const OLD_WEBHOOK_SECRET: &str = "whsec_test_previous";
@@ -34,14 +34,26 @@ async fn stored_events(app: &TestApp) -> Vec<db::EventRow> {
         .unwrap()
 }
 
+/// Matches a form-encoded request body holding `key` (with `value`, when given), however the
+/// client encodes brackets and `@` (`metadata[plan]` and `metadata%5Bplan%5D` are the same).
+struct FormField(String, Option<String>);
+
+impl wiremock::Match for FormField {
+    fn matches(&self, request: &wiremock::Request) -> bool {
+        url::form_urlencoded::parse(&request.body)
+            .any(|(k, v)| k == self.0 && self.1.as_ref().is_none_or(|want| *want == v))
+    }
+}
+
+fn form_field(key: &str, value: &str) -> FormField {
+    FormField(key.to_owned(), Some(value.to_owned()))
+}
+
 /// Stripe's customer and checkout endpoints answering for one customer id.
 async fn mock_checkout(stripe: &MockServer, email: &str, customer: &str) {
     Mock::given(method("POST"))
         .and(path("/v1/customers"))
-        .and(body_string_contains(format!(
-            "email={}",
-            email.replace('@', "%40")
-        )))
+        .and(form_field("email", email))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(json!({"id": customer, "object": "customer"})),
         )
@@ -49,7 +61,7 @@ async fn mock_checkout(stripe: &MockServer, email: &str, customer: &str) {
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/checkout/sessions"))
-        .and(body_string_contains(format!("customer={customer}")))
+        .and(form_field("customer", customer))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "id": format!("cs_test_{customer}"),
             "object": "checkout.session",
@@ -637,7 +649,7 @@ async fn checkout_and_portal_with_stripe_failures_leave_nothing_half_written(bac
     Mock::given(method("POST"))
         .and(path("/v1/customers"))
         .and(header_exists("Idempotency-Key"))
-        .and(body_string_contains("metadata%5Buser_id%5D="))
+        .and(FormField("metadata[user_id]".into(), None))
         .respond_with(
             ResponseTemplate::new(200)
                 .set_body_json(json!({"id": "cus_buyer", "object": "customer"})),
@@ -661,11 +673,11 @@ async fn checkout_and_portal_with_stripe_failures_leave_nothing_half_written(bac
 
     // Success: the session is for the plan's price, with the user and plan in its metadata.
     Mock::given(method("POST")).and(path("/v1/checkout/sessions"))
-        .and(body_string_contains("mode=subscription"))
-        .and(body_string_contains("customer=cus_buyer"))
-        .and(body_string_contains("line_items%5B0%5D%5Bprice%5D=price_pro_monthly"))
-        .and(body_string_contains("metadata%5Bplan%5D=pro"))
-        .and(body_string_contains(format!("client_reference_id={}", who.user_id)))
+        .and(form_field("mode", "subscription"))
+        .and(form_field("customer", "cus_buyer"))
+        .and(form_field("line_items[0][price]", "price_pro_monthly"))
+        .and(form_field("metadata[plan]", "pro"))
+        .and(form_field("client_reference_id", &who.user_id))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "id": "cs_test_ok", "object": "checkout.session", "url": "https://checkout.stripe.com/c/pay/cs_test_ok"})))
         .mount(&stripe).await;
@@ -715,7 +727,7 @@ async fn checkout_and_portal_with_stripe_failures_leave_nothing_half_written(bac
 
     Mock::given(method("POST"))
         .and(path("/v1/billing_portal/sessions"))
-        .and(body_string_contains("customer=cus_buyer"))
+        .and(form_field("customer", "cus_buyer"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"id": "bps_1", "url": "https://billing.stripe.com/p/session/bps_1"}),
         ))

@@ -912,10 +912,13 @@ export type UserQuery = {
 	 *  prefix (`ada@`) or any part of it (3 characters or more).
 	 */
 	q?: string | null,
+	/**  Users whose current plan is this one (`pro`). */
 	plan?: string | null,
 	status?: UserStatus | null,
 	role?: Role | null,
+	/**  Signed up at or after this time (RFC 3339). */
 	created_after?: string | null,
+	/**  Signed up before this time (RFC 3339). */
 	created_before?: string | null,
 	sort?: UserSort | null,
 	/**  1 to 200; 50 by default. */
