@@ -89,6 +89,13 @@ pub enum ErrorCode {
     InvalidStripeEvent,
     PlanIsFree,
     PlanHasNoPrice,
+    EmailUnverified,
+    EmailAlreadyVerified,
+    InvalidLinkToken,
+    MfaRequired,
+    InvalidMfaCode,
+    MfaNotEnabled,
+    MfaAlreadyEnabled,
     /// The engine failed (for example, the database did not answer).
     Internal,
 }

@@ -14,6 +14,7 @@ mod keys;
 pub mod metrics;
 mod plans;
 mod revenue;
+mod security;
 mod stripe_events;
 mod usage;
 
@@ -57,10 +58,12 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     let public = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(health::routes())
         .merge(accounts::public_routes())
+        .merge(security::public_routes())
         .merge(usage::public_routes())
         .merge(billing::public_routes());
     let authed = OpenApiRouter::new()
         .merge(accounts::routes())
+        .merge(security::routes())
         .merge(keys::routes())
         .merge(usage::routes())
         .merge(billing::routes())
@@ -103,6 +106,7 @@ pub fn router_with_metrics(engine: Engine, metrics: Arc<metrics::Metrics>) -> Ro
     let routes = api
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs::page))
+        .merge(security::pages())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
