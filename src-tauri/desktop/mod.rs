@@ -65,6 +65,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             users::revoke_key,
             users::impersonate,
             users::delete_user,
+            users::resend_verification,
+            users::reset_two_factor,
             // Refusals explained, and their fixes.
             decisions::explain_decision,
             decisions::apply_fix,

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod admin_security;
 mod admin_usage;
 pub mod auth;
 mod billing;
@@ -68,6 +69,7 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(usage::routes())
         .merge(billing::routes())
         .merge(admin::routes())
+        .merge(admin_security::routes())
         .merge(plans::routes())
         .merge(admin_usage::routes())
         .merge(revenue::routes())

@@ -171,6 +171,8 @@ async fn call(console: &Console, name: &str, t: &Target) -> Result<(), CommandEr
         "clear_limits" => console.clear_limits(id, reason).await.map(drop),
         "suspend_user" => console.suspend_user(id, reason).await.map(drop),
         "reactivate_user" => console.reactivate_user(id, reason).await.map(drop),
+        "resend_verification" => console.resend_verification(id, reason).await.map(drop),
+        "reset_two_factor" => console.reset_two_factor(id, reason).await.map(drop),
         "revoke_sessions" => console.revoke_sessions(id, None, reason).await.map(drop),
         "revoke_key" => console.revoke_key(id, &t.key, reason).await.map(drop),
         "impersonate" => console.impersonate(id, reason).await.map(drop),

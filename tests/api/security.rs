@@ -680,3 +680,117 @@ async fn turning_two_factor_off_needs_a_code(backend: Backend) {
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(error_code(&body), "mfa_not_enabled");
 }
+
+on_both!(support_sees_account_security_and_helps_a_locked_out_user);
+async fn support_sees_account_security_and_helps_a_locked_out_user(backend: Backend) {
+    // Arrange: a user with two-factor on, who lost their phone.
+    let sink = MailSink::start();
+    let Some(app) = spawn_with_mail(backend, &sink).await else {
+        return;
+    };
+    let u = register(&app, "hal@example.com").await;
+    enrol(&app, &u.access).await;
+    let support = staff_token(&app, "support@staff.test", tollgate::domain::Role::Support).await;
+    let finance = staff_token(&app, "finance@staff.test", tollgate::domain::Role::Finance).await;
+    let detail_path = format!("/v1/admin/users/{}", u.user_id);
+    app.engine.deliver_due_mail().await.unwrap();
+
+    // The detail shows verification state, two-factor state and the mail sent, without bodies.
+    let (s, d) = call(&app, Method::GET, &detail_path, &support, None).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["email_verified_at"], Value::Null);
+    assert_eq!(d["mfa_enabled"], true);
+    assert_eq!(d["recovery_codes_left"], 10);
+    let mail = d["recent_mail"].as_array().unwrap();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0]["template"], "verify_email");
+    assert_eq!(mail[0]["status"], "sent");
+    assert!(mail[0].get("body_text").is_none() && !d.to_string().contains("token="));
+
+    // Finance may look but not act.
+    let resend = format!("{detail_path}/verification/resend");
+    let reset = format!("{detail_path}/mfa/reset");
+    let (s, _) = call(&app, Method::POST, &resend, &finance, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(
+        &app,
+        Method::POST,
+        &reset,
+        &finance,
+        Some(json!({ "reason": "x" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Act: support resends verification, and resets two-factor (a reason is required).
+    let (s, body) = call(
+        &app,
+        Method::POST,
+        &resend,
+        &support,
+        Some(json!({ "reason": "asked by chat" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["template"], "verify_email");
+    let (s, body) = call(
+        &app,
+        Method::POST,
+        &reset,
+        &support,
+        Some(json!({ "reason": " " })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (s, body) = call(
+        &app,
+        Method::POST,
+        &reset,
+        &support,
+        Some(json!({ "reason": "identity checked by video call" })),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["was_enabled"], true);
+    let (s, body) = login(&app, "hal@example.com").await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the password alone signs in again: {body}"
+    );
+    let received = mail_for(&app, &sink, "hal@example.com").await;
+    assert_eq!(received.len(), 3);
+    assert!(received[2]
+        .decoded()
+        .contains("Two-factor authentication was turned off"));
+    let token = received[1].token("/verify-email");
+    let (s, _) = post(&app, "/v1/auth/verify-email", json!({ "token": token })).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, d) = call(&app, Method::GET, &detail_path, &support, None).await;
+    assert!(d["email_verified_at"].is_string());
+    assert_eq!(d["mfa_enabled"], false);
+    assert_eq!(d["recovery_codes_left"], 0);
+    assert_eq!(d["recent_mail"].as_array().unwrap().len(), 3);
+    let audited: Vec<&str> = d["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(audited.contains(&"user.resend_verification"), "{audited:?}");
+    assert!(audited.contains(&"user.reset_two_factor"), "{audited:?}");
+    let reset_row = d["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "user.reset_two_factor")
+        .unwrap();
+    assert_eq!(reset_row["reason"], "identity checked by video call");
+    assert_eq!(reset_row["before"]["mfa_enabled"], true);
+    // Verified now: nothing to resend.
+    let (s, body) = call(&app, Method::POST, &resend, &support, None).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(error_code(&body), "email_already_verified");
+}

@@ -21,6 +21,7 @@ const detail: UserDetail = {
   },
   usage: { plan: "free@1", period: { start: "2026-01-01T00:00:00Z", end: "2026-02-01T00:00:00Z" }, metrics: {}, credits: {} },
   sessions: [], keys: [], recent_usage: [], audit: [], credit_ledger: [], refusals: [],
+  email_verified_at: null, mfa_enabled: false, recovery_codes_left: 0, recent_mail: [],
 };
 
 function renderWith(ui: React.ReactNode, role: "support" | "finance", permissions: Action[]) {
