@@ -75,6 +75,24 @@ describe("action dialogs", () => {
     expect(closed).toBe(false);
   });
 
+  it("resets two-factor with the reason given, and shows the refreshed detail", async () => {
+    const calls: unknown[] = [];
+    mockIPC((cmd, args) => {
+      if (cmd === "reset_two_factor") {
+        calls.push(args);
+        return { ...detail, mfa_enabled: false };
+      }
+      throw new Error(`unexpected ${cmd}`);
+    });
+    let closed = false;
+    const locked = { ...detail, mfa_enabled: true, recovery_codes_left: 3 };
+    renderWith(<ActionDialog kind="reset-two-factor" detail={locked} onClose={() => (closed = true)} />, "support", ["reset_two_factor"]);
+    fireEvent.change(screen.getByTestId("dialog-reason"), { target: { value: "identity checked by video call" } });
+    fireEvent.click(screen.getByTestId("dialog-confirm"));
+    await waitFor(() => expect(closed).toBe(true));
+    expect(calls).toEqual([{ userId: "usr_1", reason: "identity checked by video call" }]);
+  });
+
   it("disables a button the role cannot use, with the reason on hover", () => {
     renderWith(
       <ActionButton needs="suspend_user" testId="action-suspend" onClick={() => {}}>

@@ -69,6 +69,8 @@ export const api = {
   clearLimits: (userId: string, reason: string) => unwrap(commands.clearLimits(userId, why(reason))),
   suspendUser: (userId: string, reason: string) => unwrap(commands.suspendUser(userId, why(reason))),
   reactivateUser: (userId: string, reason: string) => unwrap(commands.reactivateUser(userId, why(reason))),
+  resendVerification: (userId: string, reason: string) => unwrap(commands.resendVerification(userId, why(reason))),
+  resetTwoFactor: (userId: string, reason: string) => unwrap(commands.resetTwoFactor(userId, why(reason))),
   revokeSessions: (userId: string, sessionId: string | null, reason: string) =>
     unwrap(commands.revokeSessions(userId, sessionId, why(reason))),
   revokeKey: (userId: string, keyId: string, reason: string) => unwrap(commands.revokeKey(userId, keyId, why(reason))),
