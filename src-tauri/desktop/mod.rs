@@ -47,6 +47,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             connection::seed_demo,
             // Session.
             session::sign_in,
+            session::sign_in_mfa,
             session::sign_out,
             session::permissions,
             // Home.

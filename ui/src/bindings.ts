@@ -18,6 +18,11 @@ export const commands = {
 	seedDemo: (users: number) => typedError<SeedSummary, CommandError>(__TAURI_INVOKE("seed_demo", { users })),
 	/**  Signs a staff member in with email and password. */
 	signIn: (email: string, password: string) => typedError<StaffMember, CommandError>(__TAURI_INVOKE("sign_in", { email, password })),
+	/**
+	 *  Completes a sign-in that answered `mfa_required`: the error's `challenge` and either a
+	 *  6-digit code from the authenticator app or a recovery code.
+	 */
+	signInMfa: (challenge: string, code: string | null, recoveryCode: string | null) => typedError<StaffMember, CommandError>(__TAURI_INVOKE("sign_in_mfa", { challenge, code, recoveryCode })),
 	signOut: () => typedError<null, CommandError>(__TAURI_INVOKE("sign_out")),
 	/**  What the signed-in role may do; the UI disables the rest (commands check anyway). */
 	permissions: () => typedError<Action[], CommandError>(__TAURI_INVOKE("permissions")),
@@ -237,13 +242,15 @@ export type ChurnMonth = {
 
 /**
  *  A failed command. The UI switches on `code` and shows `message`; `field` names the input a
- *  validation failure is about, and `fields` lists every one.
+ *  validation failure is about, and `fields` lists every one. `challenge` comes with
+ *  `mfa_required`: the signed login challenge that `sign_in_mfa` completes with a second factor.
  */
 export type CommandError = {
 	code: ErrorCode,
 	message: string,
 	field: string | null,
 	fields: FieldError[],
+	challenge: string | null,
 };
 
 /**  Everything the connection screen needs. */
