@@ -8,11 +8,14 @@ import type * as T from "./types";
 export class CommandFailure extends Error {
   readonly code: T.CommandError["code"];
   readonly field: string | null;
-  constructor(code: T.CommandError["code"], message: string, field?: string | null) {
+  /** With `mfa_required`: the signed challenge `signInMfa` completes. */
+  readonly challenge: string | null;
+  constructor(code: T.CommandError["code"], message: string, field?: string | null, challenge?: string | null) {
     super(message);
     this.name = "CommandFailure";
     this.code = code;
     this.field = field ?? null;
+    this.challenge = challenge ?? null;
   }
 }
 
@@ -23,7 +26,7 @@ export async function unwrap<D>(pending: Promise<Result<D>>): Promise<D> {
   const result = await pending;
   if (result.status === "ok") return result.data;
   const e = result.error;
-  if (e && typeof e === "object" && "code" in e) throw new CommandFailure(e.code, e.message, e.field);
+  if (e && typeof e === "object" && "code" in e) throw new CommandFailure(e.code, e.message, e.field, e.challenge);
   // Not a CommandError (the IPC layer refused the call itself): keep its text.
   throw new CommandFailure("internal", typeof e === "string" ? e : JSON.stringify(e));
 }
@@ -52,6 +55,13 @@ export const api = {
   onSeedProgress: (handler: (p: T.SeedProgress) => void) => events.seedProgress.listen((e) => handler(e.payload)),
 
   signIn: (email: string, password: string) => unwrap(commands.signIn(email, password)),
+  /** Completes a sign-in that answered `mfa_required`, with a 6-digit code or a recovery code. */
+  signInMfa: (challenge: string, factor: { code: string } | { recoveryCode: string }) =>
+    unwrap(
+      "code" in factor
+        ? commands.signInMfa(challenge, factor.code, null)
+        : commands.signInMfa(challenge, null, factor.recoveryCode),
+    ),
   signOut: () => unwrap(commands.signOut()),
   permissions: () => unwrap(commands.permissions()),
 
