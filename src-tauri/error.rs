@@ -157,6 +157,20 @@ pub enum Error {
     PlanIsFree(String),
     #[error("the plan `{0}` has no Stripe price")]
     PlanHasNoPrice(String),
+    #[error("verify your email address first: {0}")]
+    EmailUnverified(String),
+    #[error("the email address is already verified")]
+    EmailAlreadyVerified,
+    #[error("the link is not valid, has expired or was already used")]
+    InvalidLinkToken,
+    #[error("two-factor authentication is on: complete the login with a code")]
+    MfaRequired(String),
+    #[error("the two-factor code is wrong, was already used, or the challenge has expired")]
+    InvalidMfaCode,
+    #[error("two-factor authentication is not on")]
+    MfaNotEnabled,
+    #[error("two-factor authentication is already on")]
+    MfaAlreadyEnabled,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -225,6 +239,13 @@ error_codes! {
     InvalidStripeEvent => "invalid_stripe_event",
     PlanIsFree => "plan_is_free",
     PlanHasNoPrice => "plan_has_no_price",
+    EmailUnverified => "email_unverified",
+    EmailAlreadyVerified => "email_already_verified",
+    InvalidLinkToken => "invalid_link_token",
+    MfaRequired => "mfa_required",
+    InvalidMfaCode => "invalid_mfa_code",
+    MfaNotEnabled => "mfa_not_enabled",
+    MfaAlreadyEnabled => "mfa_already_enabled",
     Internal => "internal",
 }
 

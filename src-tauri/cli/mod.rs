@@ -56,6 +56,9 @@ pub enum Command {
     /// Revenue for finance: MRR, movements, revenue by plan, churn (add --csv for CSV).
     #[command(subcommand)]
     Revenue(revenue_cli::RevenueCommand),
+    /// The mail outbox: what was (or will be) sent.
+    #[command(subcommand)]
+    Mail(mail_cli::MailCommand),
     /// Tools for developing with Tollgate.
     #[command(subcommand)]
     Dev(admin_cli::DevCommand),
@@ -129,6 +132,7 @@ pub use stripe_cli::StripeCommand;
 
 /// `tollgate stripe …`.
 mod admin_cli;
+mod mail_cli;
 mod revenue_cli;
 
 mod stripe_cli {
@@ -521,6 +525,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Users(cmd)) => admin_cli::users(settings, cmd).await,
         Some(Command::Revenue(cmd)) => revenue_cli::run(settings, cmd).await,
         Some(Command::Dev(cmd)) => admin_cli::dev(settings, cmd).await,
+        Some(Command::Mail(cmd)) => mail_cli::run(settings, cmd).await,
         #[cfg(feature = "desktop")]
         Some(Command::Desktop { database_url }) => {
             let url = database_url.or_else(database_url_from_env);

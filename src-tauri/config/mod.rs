@@ -42,6 +42,16 @@ pub struct Settings {
     /// Base URL of Stripe's API (`TOLLGATE_STRIPE_API_BASE`); tests point it at a mock server.
     pub stripe_api_base: String,
     pub stripe: StripeSettings,
+    /// `TOLLGATE_SMTP_URL`: `smtp://host:port` (plain; add `?tls=required` for STARTTLS) or
+    /// `smtps://host:port` (TLS), with optional `user:password@`. Without it mail stays in the
+    /// outbox (`tollgate mail list`).
+    pub smtp_url: Option<SecretString>,
+    /// `TOLLGATE_MAIL_FROM`: the sender of every mail, e.g. `Tollgate <no-reply@example.com>`.
+    pub mail_from: String,
+    /// `TOLLGATE_PUBLIC_URL`: the base of links in mail (verification, password reset).
+    pub public_url: String,
+    /// `TOLLGATE_PRODUCT_NAME`: the name mail and authenticator apps show.
+    pub product_name: String,
 }
 
 /// Which strategy decides consumptions (`TOLLGATE_METERING`).
@@ -120,7 +130,14 @@ struct Defaults {
     metering: MeteringStrategy,
     stripe_api_base: &'static str,
     stripe: StripeSettings,
+    mail_from: &'static str,
+    public_url: &'static str,
+    product_name: &'static str,
 }
+
+pub const MAIL_FROM: &str = "Tollgate <no-reply@localhost>";
+pub const PUBLIC_URL: &str = "http://127.0.0.1:8080";
+pub const PRODUCT_NAME: &str = "Tollgate";
 
 impl Default for Argon2Settings {
     fn default() -> Self {
@@ -167,6 +184,9 @@ impl Settings {
             metering: MeteringStrategy::Auto,
             stripe_api_base: STRIPE_API_BASE,
             stripe: StripeSettings::default(),
+            mail_from: MAIL_FROM,
+            public_url: PUBLIC_URL,
+            product_name: PRODUCT_NAME,
         }));
         match file {
             Some(path) => {
@@ -203,6 +223,10 @@ impl Settings {
             stripe_webhook_secret: None,
             stripe_api_base: STRIPE_API_BASE.into(),
             stripe: StripeSettings::default(),
+            smtp_url: None,
+            mail_from: MAIL_FROM.into(),
+            public_url: PUBLIC_URL.into(),
+            product_name: PRODUCT_NAME.into(),
         }
     }
 
@@ -274,6 +298,25 @@ mod tests {
             assert_eq!(s.stripe.grace_days, 3);
             let shown = format!("{s:?}");
             assert!(!shown.contains("sk_test_abc") && !shown.contains("whsec_a"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mail_variables_have_the_names_the_docs_give() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TOLLGATE_SMTP_URL", "smtp://mailer:hunter2@127.0.0.1:2525");
+            jail.set_env("TOLLGATE_MAIL_FROM", "Acme <no-reply@acme.test>");
+            jail.set_env("TOLLGATE_PUBLIC_URL", "https://api.acme.test");
+            let s = Settings::load(None).expect("loads");
+            assert_eq!(
+                s.smtp_url.as_ref().map(|x| x.expose()),
+                Some("smtp://mailer:hunter2@127.0.0.1:2525")
+            );
+            assert_eq!(s.mail_from, "Acme <no-reply@acme.test>");
+            assert_eq!(s.public_url, "https://api.acme.test");
+            assert_eq!(s.product_name, PRODUCT_NAME);
+            assert!(!format!("{s:?}").contains("hunter2"));
             Ok(())
         });
     }

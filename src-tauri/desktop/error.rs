@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use specta::Type;
 
 /// A failed command. The UI switches on `code` and shows `message`; `field` names the input a
-/// validation failure is about, and `fields` lists every one.
+/// validation failure is about, and `fields` lists every one. `challenge` comes with
+/// `mfa_required`: the signed login challenge that `sign_in_mfa` completes with a second factor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Type, thiserror::Error)]
 #[error("{message}")]
 pub struct CommandError {
@@ -14,6 +15,7 @@ pub struct CommandError {
     pub message: String,
     pub field: Option<String>,
     pub fields: Vec<crate::error::FieldError>,
+    pub challenge: Option<String>,
 }
 
 /// Every code a command can fail with: the engine's codes (`crate::Error::code`, the same as
@@ -93,6 +95,13 @@ pub enum ErrorCode {
     InvalidStripeEvent,
     PlanIsFree,
     PlanHasNoPrice,
+    EmailUnverified,
+    EmailAlreadyVerified,
+    InvalidLinkToken,
+    MfaRequired,
+    InvalidMfaCode,
+    MfaNotEnabled,
+    MfaAlreadyEnabled,
     /// The engine failed (for example, the database did not answer).
     Internal,
 }
@@ -112,6 +121,7 @@ impl CommandError {
             message: message.into(),
             field: None,
             fields: Vec::new(),
+            challenge: None,
         }
     }
 
@@ -151,11 +161,16 @@ impl From<crate::Error> for CommandError {
             message = format!("{message}: {c}");
             cause = c.source();
         }
+        let challenge = match &e {
+            crate::Error::MfaRequired(challenge) => Some(challenge.clone()),
+            _ => None,
+        };
         CommandError {
             code,
             message,
             field: fields.first().map(|f| f.field.clone()),
             fields,
+            challenge,
         }
     }
 }

@@ -47,6 +47,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             connection::seed_demo,
             // Session.
             session::sign_in,
+            session::sign_in_mfa,
             session::sign_out,
             session::permissions,
             // Home.
@@ -65,6 +66,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             users::revoke_key,
             users::impersonate,
             users::delete_user,
+            users::resend_verification,
+            users::reset_two_factor,
             // Refusals explained, and their fixes.
             decisions::explain_decision,
             decisions::apply_fix,

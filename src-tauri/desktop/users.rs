@@ -134,6 +134,32 @@ impl Console {
         self.refreshed(&id).await
     }
 
+    /// Sends the user a new verification mail (audited).
+    pub async fn resend_verification(
+        &self,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        engine
+            .admin_resend_verification(&actor, &id, reason)
+            .await?;
+        self.refreshed(&id).await
+    }
+
+    /// Turns off the user's two-factor authentication (reason required, audited).
+    pub async fn reset_two_factor(
+        &self,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<UserDetail, CommandError> {
+        let (engine, actor) = self.staff().await?;
+        let id = user_id(user)?;
+        engine.admin_reset_two_factor(&actor, &id, reason).await?;
+        self.refreshed(&id).await
+    }
+
     pub async fn reactivate_user(
         &self,
         user: &str,
@@ -284,6 +310,28 @@ pub async fn clear_limits(
     console: State<'_, Console>,
 ) -> Result<UserDetail, CommandError> {
     console.clear_limits(&user_id, reason.as_deref()).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn resend_verification(
+    user_id: String,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console
+        .resend_verification(&user_id, reason.as_deref())
+        .await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn reset_two_factor(
+    user_id: String,
+    reason: Option<String>,
+    console: State<'_, Console>,
+) -> Result<UserDetail, CommandError> {
+    console.reset_two_factor(&user_id, reason.as_deref()).await
 }
 
 #[tauri::command]

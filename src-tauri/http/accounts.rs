@@ -64,7 +64,7 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    fn new(user: User, pair: TokenPair) -> Self {
+    pub(super) fn new(user: User, pair: TokenPair) -> Self {
         Self {
             user,
             access_token: pair.access_token,
@@ -88,7 +88,7 @@ pub struct RefreshRequest {
     refresh_token: String,
 }
 
-fn device(headers: &HeaderMap, ip: ClientIp) -> Device {
+pub(super) fn device(headers: &HeaderMap, ip: ClientIp) -> Device {
     Device {
         user_agent: headers
             .get(axum::http::header::USER_AGENT)
@@ -259,11 +259,19 @@ pub struct Me {
     /// The plan whose limits apply now, e.g. `pro@1`.
     plan: String,
     created_at: DateTime<Utc>,
+    /// Whether the email address was confirmed through the link of a verification mail.
+    email_verified: bool,
+    /// Whether two-factor authentication (TOTP) is on.
+    mfa_enabled: bool,
 }
 
 async fn me_of(state: &AppState, user: User) -> Result<Me, ApiError> {
     let plan = state.engine.subscription(&user.id).await?.effective_plan;
+    let email_verified = state.engine.email_verified_at(&user.id).await?.is_some();
+    let mfa_enabled = state.engine.mfa_enabled(&user.id).await?;
     Ok(Me {
+        email_verified,
+        mfa_enabled,
         id: user.id,
         email: user.email,
         full_name: user.full_name,

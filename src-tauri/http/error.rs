@@ -95,7 +95,14 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::SessionRevoked
         | Error::InvalidApiKey
         | Error::ApiKeyExpired
-        | Error::ApiKeyRevoked => StatusCode::UNAUTHORIZED,
+        | Error::ApiKeyRevoked
+        | Error::MfaRequired(_)
+        | Error::InvalidMfaCode => StatusCode::UNAUTHORIZED,
+        Error::EmailUnverified(_) => StatusCode::FORBIDDEN,
+        Error::InvalidLinkToken => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::EmailAlreadyVerified | Error::MfaNotEnabled | Error::MfaAlreadyEnabled => {
+            StatusCode::CONFLICT
+        }
         Error::AccountSuspended
         | Error::AccountDeleted
         | Error::InsufficientScope(_)
@@ -162,6 +169,9 @@ impl From<Error> for ApiError {
                 err = err.with_details(d.as_ref());
             }
             Error::UnknownMetric(m) => err = err.with_detail("metric", m.as_str()),
+            Error::EmailUnverified(hint) => err = err.with_detail("hint", hint.as_str()),
+            // The challenge a code completes, beside the code (`POST /v1/auth/login/mfa`).
+            Error::MfaRequired(challenge) => err = err.with_detail("challenge", challenge.as_str()),
             Error::AccountNotActive(status) => err = err.with_detail("status", status.as_str()),
             Error::UnknownPlan(p) | Error::PlanIsFree(p) | Error::PlanHasNoPrice(p) => {
                 err = err.with_detail("plan", p.as_str())

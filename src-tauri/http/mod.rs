@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod admin_security;
 mod admin_usage;
 pub mod auth;
 mod billing;
@@ -14,6 +15,7 @@ mod keys;
 pub mod metrics;
 mod plans;
 mod revenue;
+mod security;
 mod stripe_events;
 mod usage;
 
@@ -57,14 +59,17 @@ fn route_groups() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
     let public = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(health::routes())
         .merge(accounts::public_routes())
+        .merge(security::public_routes())
         .merge(usage::public_routes())
         .merge(billing::public_routes());
     let authed = OpenApiRouter::new()
         .merge(accounts::routes())
+        .merge(security::routes())
         .merge(keys::routes())
         .merge(usage::routes())
         .merge(billing::routes())
         .merge(admin::routes())
+        .merge(admin_security::routes())
         .merge(plans::routes())
         .merge(admin_usage::routes())
         .merge(revenue::routes())
@@ -106,6 +111,7 @@ pub fn router_with_metrics(engine: Engine, metrics: Arc<metrics::Metrics>) -> Ro
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs::page))
         .route("/docs/scalar.js", get(docs::renderer))
+        .merge(security::pages())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -165,6 +165,7 @@ async fn meter(
 ) -> Result<Json<MeterAnswer>, ApiError> {
     let p = caller.require(Scope::Meter)?;
     let rid = request_id(&headers);
+    state.engine.require_verified_email(&p.user.id).await?;
     let result = state
         .engine
         .check_and_consume(

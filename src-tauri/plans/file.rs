@@ -68,6 +68,8 @@ struct RawPlan {
     trial_days: Option<Spanned<i64>>,
     #[serde(default)]
     credits_rollover: bool,
+    #[serde(default)]
+    require_verified_email: bool,
 }
 
 #[derive(Deserialize)]
@@ -255,8 +257,10 @@ pub fn check(src: &str) -> CheckReport {
     }
     let mut anonymous = BTreeMap::new();
     for (scope, rl) in &raw.anonymous_rate_limits {
-        if !matches!(scope.get_ref().as_str(), "login" | "register")
-            && !scopes.contains(scope.get_ref())
+        if !matches!(
+            scope.get_ref().as_str(),
+            "login" | "register" | "password_reset"
+        ) && !scopes.contains(scope.get_ref())
         {
             c.err(
                 scope.span(),
@@ -433,6 +437,7 @@ pub fn check(src: &str) -> CheckReport {
             quotas,
             rate_limits: limits,
             trial_days,
+            require_verified_email: p.require_verified_email,
         });
     }
     if raw.plans.is_empty() {

@@ -92,6 +92,9 @@ pub struct Plan {
     pub quotas: BTreeMap<String, Quota>,
     pub rate_limits: BTreeMap<String, RateLimit>,
     pub trial_days: u32,
+    /// Metered use is refused (`email_unverified`) until the account's email is verified.
+    #[serde(default)]
+    pub require_verified_email: bool,
 }
 
 impl Plan {
@@ -153,7 +156,8 @@ impl Catalog {
             .min_by_key(|p| p.monthly_amount())
     }
 
-    /// Default anonymous limits when the file sets none: register 20/hour, login 60/hour.
+    /// Default anonymous limits when the file sets none: register 20/hour, login 60/hour,
+    /// password_reset 10/hour.
     pub fn anonymous_limit(&self, scope: &str) -> Option<RateLimit> {
         self.anonymous_rate_limits
             .get(scope)
@@ -165,6 +169,10 @@ impl Catalog {
                 }),
                 "login" => Some(RateLimit {
                     requests: 60,
+                    window_secs: 3600,
+                }),
+                "password_reset" => Some(RateLimit {
+                    requests: 10,
                     window_secs: 3600,
                 }),
                 _ => None,

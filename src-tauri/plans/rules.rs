@@ -218,6 +218,7 @@ mod tests {
                 .collect(),
             rate_limits: BTreeMap::new(),
             trial_days: 0,
+            require_verified_email: false,
         }
     }
 

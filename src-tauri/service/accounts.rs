@@ -100,7 +100,9 @@ impl Engine {
         )
         .await?;
         self.insert_default_subscription(&mut tx, &id).await?;
+        self.write_verification_mail(&mut tx, &id, &email).await?;
         tx.commit().await?;
+        self.mail_written();
         self.user(&id).await
     }
 
@@ -112,7 +114,8 @@ impl Engine {
     }
 
     /// Verifies email and password and opens a session. Unknown email and wrong password are
-    /// the same error and cost the same argon2 work.
+    /// the same error and cost the same argon2 work. With two-factor on, no session is opened:
+    /// the answer is `mfa_required` with a challenge that [`Engine::login_mfa`] completes.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn login(
         &self,
@@ -121,6 +124,9 @@ impl Engine {
         device: Device,
     ) -> Result<(User, TokenPair)> {
         let user = self.verify_login(email, password).await?;
+        if self.mfa_enabled(&user.id).await? {
+            return Err(Error::MfaRequired(self.mfa_challenge(&user.id)));
+        }
         let pair = self.open_session(&user, &device).await?;
         Ok((user, pair))
     }

@@ -102,6 +102,14 @@ pub struct UserDetail {
     pub credit_ledger: Vec<UsageEventView>,
     /// The latest refused requests, each explained.
     pub refusals: Vec<Explanation>,
+    /// When the email was verified; `None` while it is not.
+    pub email_verified_at: Option<DateTime<Utc>>,
+    /// Whether two-factor authentication (TOTP) is on.
+    pub mfa_enabled: bool,
+    /// Unused recovery codes (0 when two-factor is off).
+    pub recovery_codes_left: i64,
+    /// The latest mail sent (or waiting) to the user, newest first, without bodies.
+    pub recent_mail: Vec<super::mail::MailSummary>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -392,8 +400,54 @@ impl Engine {
                     ..Default::default()
                 })
                 .await?,
+            email_verified_at: self.email_verified_at(id).await?,
+            mfa_enabled: self.mfa_enabled(id).await?,
+            recovery_codes_left: self.recovery_codes_left(id).await?,
+            recent_mail: self.list_mail(Some(id.as_str()), 20).await?,
             user,
         })
+    }
+
+    /// Sends the user a new verification mail (audited; the reason is optional).
+    pub async fn admin_resend_verification(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        reason: Option<&str>,
+    ) -> Result<super::mail::MailSummary> {
+        self.authorize(actor, Action::ResendVerification)?;
+        let user = self.user(id).await?;
+        if self.email_verified_at(id).await?.is_some() {
+            return Err(Error::EmailAlreadyVerified);
+        }
+        let target = id.to_string();
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        let mail_id = self
+            .send_verification(
+                &user,
+                Some(&self.draft(actor, "user.resend_verification", &target, reason)),
+            )
+            .await?;
+        let detail = self.show_mail(&mail_id).await?;
+        Ok(detail.summary)
+    }
+
+    /// Turns off a user's two-factor authentication (reason required, audited; the user is
+    /// told by mail). Returns whether it was on.
+    pub async fn admin_reset_two_factor(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        self.authorize(actor, Action::ResetTwoFactor)?;
+        let reason = Self::require_reason(reason)?;
+        let target = id.to_string();
+        self.reset_mfa_audited(
+            id,
+            &self.draft(actor, "user.reset_two_factor", &target, Some(reason)),
+        )
+        .await
     }
 
     fn require_reason(reason: Option<&str>) -> Result<&str> {

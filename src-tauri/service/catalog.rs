@@ -427,6 +427,12 @@ fn describe_changes(old: &Plan, new: &Plan) -> Vec<String> {
     {
         out.push("name, description or trial changed".into());
     }
+    if old.require_verified_email != new.require_verified_email {
+        out.push(format!(
+            "require_verified_email {} -> {}",
+            old.require_verified_email, new.require_verified_email
+        ));
+    }
     out
 }
 

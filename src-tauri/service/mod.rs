@@ -11,11 +11,14 @@ pub mod clock;
 pub mod crypto;
 pub mod decisions;
 pub mod entitlements;
+pub mod mail;
 pub mod metering;
+pub mod mfa;
 pub mod passwords;
 pub mod permissions;
 pub mod plans_admin;
 pub mod rate_limits;
+pub mod recovery;
 pub mod revenue;
 pub mod seed;
 pub mod stats;
@@ -67,6 +70,10 @@ pub(crate) struct Inner {
     pub(crate) authorizations: Mutex<Option<Vec<permissions::Action>>>,
     /// The revenue reports' last ledger (see `revenue::CachedLedger`).
     pub(crate) revenue: tokio::sync::Mutex<Option<revenue::CachedLedger>>,
+    /// The SMTP transport, when `TOLLGATE_SMTP_URL` is set.
+    pub(crate) mailer: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
+    /// Woken after a commit that wrote mail, so that the sender does not wait for its tick.
+    pub(crate) mail_wake: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Engine {
@@ -111,6 +118,7 @@ impl Engine {
             SecretSource::Configured => {}
         }
         let passwords = PasswordHasher::new(&settings.argon2)?;
+        let mailer = mail::transport(&settings)?;
         let memory = match (settings.metering, db.kind()) {
             (MeteringStrategy::Memory, _) | (MeteringStrategy::Auto, Kind::Sqlite) => {
                 Some(metering::MemoryMeter::start(db.clone()))
@@ -133,6 +141,8 @@ impl Engine {
                 key_cache: RwLock::new(HashMap::new()),
                 authorizations: Mutex::new(None),
                 revenue: tokio::sync::Mutex::new(None),
+                mailer,
+                mail_wake: tokio::sync::Notify::new(),
             }),
         };
         engine.ensure_catalog().await?;
@@ -199,10 +209,19 @@ impl Engine {
         *slot = (*slot).max(at_ms);
     }
 
-    /// Background upkeep while a server runs: flushes key uses every few seconds.
+    /// Background upkeep while a server runs: flushes key uses every few seconds, and
+    /// delivers the mail outbox.
     pub fn spawn_upkeep(&self) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
+        let sender = self.clone();
         tokio::spawn(async move {
+            tokio::join!(engine.upkeep(), sender.run_mail_sender());
+        })
+    }
+
+    async fn upkeep(&self) {
+        let engine = self;
+        {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
                 tick.tick().await;
@@ -217,7 +236,7 @@ impl Engine {
                     tracing::warn!(error = %e, "could not apply pending Stripe events");
                 }
             }
-        })
+        }
     }
 
     /// Flushes what is buffered and closes the database.

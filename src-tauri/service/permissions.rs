@@ -52,10 +52,14 @@ pub enum Action {
     ViewStripeEvents,
     /// Applying stored Stripe events again (or a dry run of it) and importing event files.
     ReplayStripeEvents,
+    /// Sending a customer a new email-verification mail.
+    ResendVerification,
+    /// Turning off a locked-out customer's two-factor authentication.
+    ResetTwoFactor,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 26] = [
         Action::ListUsers,
         Action::ViewUser,
         Action::SuspendUser,
@@ -80,6 +84,8 @@ impl Action {
         Action::MigratePlans,
         Action::ViewStripeEvents,
         Action::ReplayStripeEvents,
+        Action::ResendVerification,
+        Action::ResetTwoFactor,
     ];
 }
 
@@ -88,6 +94,7 @@ impl Action {
 /// admins publish a catalog or move subscribers between versions. Nobody impersonates with writes but admins.
 /// Every staff member reads Stripe events; support and admins replay them (replaying repairs a
 /// customer's subscription from Stripe's own facts, which is support's work), finance does not.
+/// Support helps locked-out customers: resending verification mail, resetting two-factor.
 pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
@@ -113,6 +120,8 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | ViewPlans
                 | ViewStripeEvents
                 | ReplayStripeEvents
+                | ResendVerification
+                | ResetTwoFactor
         ),
         Role::Finance => matches!(
             action,

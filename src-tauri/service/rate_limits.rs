@@ -38,7 +38,7 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
-    fn hit(
+    pub(crate) fn hit(
         &self,
         scope: &str,
         subject: &str,

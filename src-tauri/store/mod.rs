@@ -5,10 +5,13 @@
 //! On SQLite writes go through a single connection so that transactions never fail with
 //! `SQLITE_BUSY`; reads use a pool. On PostgreSQL both are the same pool.
 
+pub mod account_tokens;
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod catalogs;
+pub mod mail;
+pub mod mfa;
 pub mod revenue;
 pub mod seed;
 pub mod sessions;

@@ -193,3 +193,32 @@ pub async fn status_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Stri
         .fetch_optional(conn)
         .await
 }
+
+/// When the account's email was verified (`None`: not yet, or no such account).
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn email_verified_at(pool: &AnyPool, id: &str) -> Result<Option<i64>, sqlx::Error> {
+    let v: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT email_verified_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(v.flatten())
+}
+
+/// Marks the email verified (once: a later verification keeps the first time).
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn set_email_verified(
+    conn: &mut AnyConnection,
+    id: &str,
+    now_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2), updated_at = $2
+         WHERE id = $1 AND status <> 'deleted'",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected())
+}

@@ -253,3 +253,63 @@ fn migrate_and_staff_create_work_on_a_fresh_sqlite_file() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a staff role"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_list_and_show_read_the_outbox_without_smtp() {
+    // Arrange: a registration on a SQLite file, with no SMTP URL: its mail waits.
+    let db = crate::helpers::TestDb::new(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let engine = tollgate::Engine::start(crate::helpers::test_settings(&db.url))
+        .await
+        .unwrap();
+    let user = engine
+        .register(tollgate::service::accounts::Registration {
+            email: "outbox@example.com",
+            password: "password1",
+            full_name: None,
+        })
+        .await
+        .unwrap();
+    engine.shutdown().await;
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(args)
+            .env("TOLLGATE_DATABASE_URL", &db.url)
+            .env("TOLLGATE_LOG", "warn")
+            .env_remove("TOLLGATE_SMTP_URL")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    // Act
+    let list = run(&["mail", "list", "--json"]);
+
+    // Assert
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let mail: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(mail.as_array().unwrap().len(), 1);
+    assert_eq!(mail[0]["to"], "outbox@example.com");
+    assert_eq!(mail[0]["user_id"], user.id.as_str());
+    assert_eq!(mail[0]["status"], "pending");
+    let text = String::from_utf8_lossy(&run(&["mail", "list"]).stdout).into_owned();
+    assert!(
+        text.contains("verify_email") && text.contains("outbox@example.com"),
+        "{text}"
+    );
+    let show = run(&["mail", "show", mail[0]["id"].as_str().unwrap()]);
+    let body = String::from_utf8_lossy(&show.stdout);
+    assert!(show.status.success());
+    assert!(
+        body.contains("subject:  Confirm your email address for Tollgate"),
+        "{body}"
+    );
+    assert!(body.contains("/verify-email?token="), "{body}");
+    let missing = run(&["mail", "show", "mail_nope"]);
+    assert!(!missing.status.success());
+}

@@ -67,6 +67,7 @@ const UNGUARDED: [&str; 13] = [
     "default_database_path",
     "create_first_admin",
     "sign_in",
+    "sign_in_mfa",
     "sign_out",
     "permissions",
     "list_plans",
@@ -172,6 +173,8 @@ async fn call(console: &Console, name: &str, t: &Target) -> Result<(), CommandEr
         "clear_limits" => console.clear_limits(id, reason).await.map(drop),
         "suspend_user" => console.suspend_user(id, reason).await.map(drop),
         "reactivate_user" => console.reactivate_user(id, reason).await.map(drop),
+        "resend_verification" => console.resend_verification(id, reason).await.map(drop),
+        "reset_two_factor" => console.reset_two_factor(id, reason).await.map(drop),
         "revoke_sessions" => console.revoke_sessions(id, None, reason).await.map(drop),
         "revoke_key" => console.revoke_key(id, &t.key, reason).await.map(drop),
         "impersonate" => console.impersonate(id, reason).await.map(drop),
@@ -684,4 +687,112 @@ async fn connecting_to_a_bad_url_gives_a_clear_code() {
             .code,
         ErrorCode::NotConnected
     );
+}
+
+/// A TOTP code of `secret` (base32) for the time `t`.
+fn totp_code(secret: &str, t: chrono::DateTime<chrono::Utc>) -> String {
+    totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(secret).unwrap())
+        .with_account_name("test")
+        .build()
+        .unwrap()
+        .generate(t.timestamp() as u64)
+        .to_string()
+}
+
+on_both!(sign_in_asks_for_the_second_factor_when_two_factor_is_on);
+async fn sign_in_asks_for_the_second_factor_when_two_factor_is_on(backend: Backend) {
+    // Arrange: a support member who turned two-factor on.
+    let Some((console, _db)) = console_on(backend).await else {
+        return;
+    };
+    let engine = engine(&console).await;
+    let (staff, _) = engine
+        .create_staff("support@staff.test", Role::Support, Some(PASSWORD))
+        .await
+        .unwrap();
+    let enrolment = engine.start_totp(&staff).await.unwrap();
+    let recovery = engine
+        .confirm_totp(&staff, &totp_code(&enrolment.secret, engine.now()))
+        .await
+        .unwrap();
+
+    // The password alone signs nobody in: mfa_required with a challenge, and no session.
+    let asked = console
+        .sign_in("support@staff.test", PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(asked.code, ErrorCode::MfaRequired);
+    let challenge = asked.challenge.clone().expect("the challenge comes along");
+    assert!(engine
+        .list_sessions(&staff.id, None)
+        .await
+        .unwrap()
+        .is_empty());
+    let still_out = console.list_users(&UserQuery::default()).await.unwrap_err();
+    assert_eq!(still_out.code, ErrorCode::NotSignedIn);
+
+    // A wrong code, a forged challenge, or no factor at all are refused.
+    let next = totp_code(
+        &enrolment.secret,
+        engine.now() + chrono::Duration::seconds(30),
+    );
+    let wrong: String = next
+        .chars()
+        .map(|c| char::from_digit((c.to_digit(10).unwrap() + 5) % 10, 10).unwrap())
+        .collect();
+    let refused = console
+        .sign_in_mfa(&challenge, Some(&wrong), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::InvalidMfaCode);
+    let forged = console
+        .sign_in_mfa(&format!("{challenge}x"), Some(&next), None)
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code, ErrorCode::InvalidMfaCode);
+    let neither = console
+        .sign_in_mfa(&challenge, None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(neither.code, ErrorCode::ValidationFailed);
+    assert!(engine
+        .list_sessions(&staff.id, None)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Act: a valid code completes it, with a console session.
+    let signed_in = console
+        .sign_in_mfa(&challenge, Some(&next), None)
+        .await
+        .unwrap();
+    assert_eq!(signed_in.user_id, staff.id);
+    let sessions = engine.list_sessions(&staff.id, None).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].id, signed_in.session_id.to_string());
+    assert_eq!(sessions[0].user_agent.as_deref(), Some("console"));
+    console.list_users(&UserQuery::default()).await.unwrap();
+    console.sign_out().await.unwrap();
+
+    // A recovery code works once.
+    let asked = console
+        .sign_in("support@staff.test", PASSWORD)
+        .await
+        .unwrap_err();
+    let challenge = asked.challenge.expect("a new challenge");
+    let by_recovery = console
+        .sign_in_mfa(&challenge, None, Some(&recovery[0]))
+        .await
+        .unwrap();
+    assert_eq!(by_recovery.user_id, staff.id);
+    assert_eq!(engine.recovery_codes_left(&staff.id).await.unwrap(), 9);
+    console.sign_out().await.unwrap();
+    let spent = console
+        .sign_in_mfa(&challenge, None, Some(&recovery[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(spent.code, ErrorCode::InvalidMfaCode);
+    let out = console.list_users(&UserQuery::default()).await.unwrap_err();
+    assert_eq!(out.code, ErrorCode::NotSignedIn);
 }

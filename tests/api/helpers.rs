@@ -411,3 +411,134 @@ pub async fn wait_tried(app: &TestApp, id: &str) -> tollgate::store::stripe::Eve
     }
     panic!("event {id} was not applied in time")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Mail
+
+/// One mail as the SMTP server received it: envelope recipients and the raw message.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub to: Vec<String>,
+    pub raw: String,
+}
+
+impl ReceivedMail {
+    /// The message with quoted-printable soft breaks and escapes undone, so that links read
+    /// as they were written.
+    pub fn decoded(&self) -> String {
+        let joined = self.raw.replace("=\r\n", "").replace("=\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'=' && i + 2 < bytes.len() {
+                if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The token of the first link to `path` (`/verify-email`, `/reset-password`).
+    pub fn token(&self, path: &str) -> String {
+        let text = self.decoded();
+        let at = text
+            .find(&format!("{path}?token="))
+            .unwrap_or_else(|| panic!("no {path} link in {text}"));
+        text[at + path.len() + 7..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    }
+}
+
+/// A real SMTP server on a loopback port (mailin-embedded), keeping every mail it receives.
+#[derive(Clone)]
+pub struct MailSink {
+    pub port: u16,
+    received: Arc<std::sync::Mutex<Vec<ReceivedMail>>>,
+}
+
+#[derive(Clone)]
+struct SinkHandler {
+    received: Arc<std::sync::Mutex<Vec<ReceivedMail>>>,
+    to: Vec<String>,
+    buf: Vec<u8>,
+}
+
+impl mailin_embedded::Handler for SinkHandler {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> mailin_embedded::Response {
+        self.to = to.to_vec();
+        self.buf.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.buf.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        self.received.lock().unwrap().push(ReceivedMail {
+            to: std::mem::take(&mut self.to),
+            raw: String::from_utf8_lossy(&self.buf).into_owned(),
+        });
+        mailin_embedded::response::OK
+    }
+}
+
+impl MailSink {
+    pub fn start() -> MailSink {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP port");
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut server = mailin_embedded::Server::new(SinkHandler {
+            received: received.clone(),
+            to: Vec::new(),
+            buf: Vec::new(),
+        });
+        server.with_num_threads(2).with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        MailSink { port, received }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn all(&self) -> Vec<ReceivedMail> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Mail received for `to`, oldest first.
+    pub fn to(&self, to: &str) -> Vec<ReceivedMail> {
+        self.all()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t == to))
+            .collect()
+    }
+}
+
+/// An app whose mail goes to `sink`, with links under `https://tollgate.test`.
+pub async fn spawn_with_mail(backend: Backend, sink: &MailSink) -> Option<TestApp> {
+    let url = sink.url();
+    TestApp::spawn_with(backend, move |s| {
+        s.smtp_url = Some(tollgate::domain::SecretString::new(url));
+        s.mail_from = "Tollgate <no-reply@tollgate.test>".into();
+        s.public_url = "https://tollgate.test".into();
+    })
+    .await
+}

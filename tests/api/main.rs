@@ -14,6 +14,7 @@ mod health;
 mod http_api;
 mod metering;
 mod revenue;
+mod security;
 mod stats;
 mod stripe;
 mod stripe_events;

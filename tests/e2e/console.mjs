@@ -249,6 +249,20 @@ async function main() {
       await s.waitUntil(async () => (await (await s.byTestId("detail-status")).text()) === "active", "status active again");
     });
 
+    await step("security: not verified, two-factor off; resend verification puts a mail in the outbox", async () => {
+      assert.equal(await (await s.byTestId("detail-email-verified")).text(), "not verified");
+      assert.equal(await (await s.byTestId("detail-mfa")).text(), "off");
+      assert.equal((await s.findAll('[data-testid="action-reset-two-factor"]')).length, 0, "no two-factor to reset");
+      await runAction(s, "resend-verification", () => s.byTestId("dialog-reason").then((r) => r.type("e2e: asked by chat")));
+      await s.waitUntil(async () => {
+        const rows = await s.findAll('[data-testid="detail-mail-row"]');
+        return rows.length >= 1 && (await rows[0].attribute("data-template")) === "verify_email";
+      }, "the verification mail in the recent mail");
+      const text = await (await s.byTestId("detail-mail")).text();
+      assert.ok(text.includes("pending"), "without SMTP the mail waits in the outbox");
+      await shot(s, "13b-resend-verification");
+    });
+
     await step("impersonate: a time-boxed token with a copy button, and a banner", async () => {
       await runAction(s, "impersonate", async () => {
         await (await s.byTestId("dialog-reason")).type("e2e: reproduce a customer report");

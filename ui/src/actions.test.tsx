@@ -21,6 +21,7 @@ const detail: UserDetail = {
   },
   usage: { plan: "free@1", period: { start: "2026-01-01T00:00:00Z", end: "2026-02-01T00:00:00Z" }, metrics: {}, credits: {} },
   sessions: [], keys: [], recent_usage: [], audit: [], credit_ledger: [], refusals: [],
+  email_verified_at: null, mfa_enabled: false, recovery_codes_left: 0, recent_mail: [],
 };
 
 function renderWith(ui: React.ReactNode, role: "support" | "finance", permissions: Action[]) {
@@ -72,6 +73,24 @@ describe("action dialogs", () => {
     expect(alert.textContent).toContain("forbidden");
     expect(alert.textContent).toContain("your role may not do this");
     expect(closed).toBe(false);
+  });
+
+  it("resets two-factor with the reason given, and shows the refreshed detail", async () => {
+    const calls: unknown[] = [];
+    mockIPC((cmd, args) => {
+      if (cmd === "reset_two_factor") {
+        calls.push(args);
+        return { ...detail, mfa_enabled: false };
+      }
+      throw new Error(`unexpected ${cmd}`);
+    });
+    let closed = false;
+    const locked = { ...detail, mfa_enabled: true, recovery_codes_left: 3 };
+    renderWith(<ActionDialog kind="reset-two-factor" detail={locked} onClose={() => (closed = true)} />, "support", ["reset_two_factor"]);
+    fireEvent.change(screen.getByTestId("dialog-reason"), { target: { value: "identity checked by video call" } });
+    fireEvent.click(screen.getByTestId("dialog-confirm"));
+    await waitFor(() => expect(closed).toBe(true));
+    expect(calls).toEqual([{ userId: "usr_1", reason: "identity checked by video call" }]);
   });
 
   it("disables a button the role cannot use, with the reason on hover", () => {

@@ -24,7 +24,7 @@ describe("api", () => {
   });
 
   it("unwraps the generated bindings' error results", async () => {
-    const refused = unwrap(Promise.resolve({ status: "error" as const, error: { code: "forbidden" as const, message: "no", field: null, fields: [] } }));
+    const refused = unwrap(Promise.resolve({ status: "error" as const, error: { code: "forbidden" as const, message: "no", field: null, fields: [], challenge: null } }));
     await expect(refused).rejects.toMatchObject({ code: "forbidden", message: "no" });
     await expect(unwrap(Promise.resolve({ status: "ok" as const, data: 3 }))).resolves.toBe(3);
   });

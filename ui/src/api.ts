@@ -8,11 +8,14 @@ import type * as T from "./types";
 export class CommandFailure extends Error {
   readonly code: T.CommandError["code"];
   readonly field: string | null;
-  constructor(code: T.CommandError["code"], message: string, field?: string | null) {
+  /** With `mfa_required`: the signed challenge `signInMfa` completes. */
+  readonly challenge: string | null;
+  constructor(code: T.CommandError["code"], message: string, field?: string | null, challenge?: string | null) {
     super(message);
     this.name = "CommandFailure";
     this.code = code;
     this.field = field ?? null;
+    this.challenge = challenge ?? null;
   }
 }
 
@@ -23,7 +26,7 @@ export async function unwrap<D>(pending: Promise<Result<D>>): Promise<D> {
   const result = await pending;
   if (result.status === "ok") return result.data;
   const e = result.error;
-  if (e && typeof e === "object" && "code" in e) throw new CommandFailure(e.code, e.message, e.field);
+  if (e && typeof e === "object" && "code" in e) throw new CommandFailure(e.code, e.message, e.field, e.challenge);
   // Not a CommandError (the IPC layer refused the call itself): keep its text.
   throw new CommandFailure("internal", typeof e === "string" ? e : JSON.stringify(e));
 }
@@ -52,6 +55,13 @@ export const api = {
   onSeedProgress: (handler: (p: T.SeedProgress) => void) => events.seedProgress.listen((e) => handler(e.payload)),
 
   signIn: (email: string, password: string) => unwrap(commands.signIn(email, password)),
+  /** Completes a sign-in that answered `mfa_required`, with a 6-digit code or a recovery code. */
+  signInMfa: (challenge: string, factor: { code: string } | { recoveryCode: string }) =>
+    unwrap(
+      "code" in factor
+        ? commands.signInMfa(challenge, factor.code, null)
+        : commands.signInMfa(challenge, null, factor.recoveryCode),
+    ),
   signOut: () => unwrap(commands.signOut()),
   permissions: () => unwrap(commands.permissions()),
 
@@ -69,6 +79,8 @@ export const api = {
   clearLimits: (userId: string, reason: string) => unwrap(commands.clearLimits(userId, why(reason))),
   suspendUser: (userId: string, reason: string) => unwrap(commands.suspendUser(userId, why(reason))),
   reactivateUser: (userId: string, reason: string) => unwrap(commands.reactivateUser(userId, why(reason))),
+  resendVerification: (userId: string, reason: string) => unwrap(commands.resendVerification(userId, why(reason))),
+  resetTwoFactor: (userId: string, reason: string) => unwrap(commands.resetTwoFactor(userId, why(reason))),
   revokeSessions: (userId: string, sessionId: string | null, reason: string) =>
     unwrap(commands.revokeSessions(userId, sessionId, why(reason))),
   revokeKey: (userId: string, keyId: string, reason: string) => unwrap(commands.revokeKey(userId, keyId, why(reason))),

@@ -18,6 +18,11 @@ export const commands = {
 	seedDemo: (users: number) => typedError<SeedSummary, CommandError>(__TAURI_INVOKE("seed_demo", { users })),
 	/**  Signs a staff member in with email and password. */
 	signIn: (email: string, password: string) => typedError<StaffMember, CommandError>(__TAURI_INVOKE("sign_in", { email, password })),
+	/**
+	 *  Completes a sign-in that answered `mfa_required`: the error's `challenge` and either a
+	 *  6-digit code from the authenticator app or a recovery code.
+	 */
+	signInMfa: (challenge: string, code: string | null, recoveryCode: string | null) => typedError<StaffMember, CommandError>(__TAURI_INVOKE("sign_in_mfa", { challenge, code, recoveryCode })),
 	signOut: () => typedError<null, CommandError>(__TAURI_INVOKE("sign_out")),
 	/**  What the signed-in role may do; the UI disables the rest (commands check anyway). */
 	permissions: () => typedError<Action[], CommandError>(__TAURI_INVOKE("permissions")),
@@ -48,6 +53,8 @@ export const commands = {
 	impersonate: (userId: string, reason: string | null) => typedError<Impersonated, CommandError>(__TAURI_INVOKE("impersonate", { userId, reason })),
 	/**  Soft-deletes the user (reason required). */
 	deleteUser: (userId: string, reason: string | null) => typedError<UserDetail, CommandError>(__TAURI_INVOKE("delete_user", { userId, reason })),
+	resendVerification: (userId: string, reason: string | null) => typedError<UserDetail, CommandError>(__TAURI_INVOKE("resend_verification", { userId, reason })),
+	resetTwoFactor: (userId: string, reason: string | null) => typedError<UserDetail, CommandError>(__TAURI_INVOKE("reset_two_factor", { userId, reason })),
 	/**  Why a request was refused, in plain words, with the fixes support may apply. */
 	explainDecision: (requestId: string) => typedError<Explanation, CommandError>(__TAURI_INVOKE("explain_decision", { requestId })),
 	applyFix: (requestId: string, fix: Fix, reason: string | null) => typedError<Explanation, CommandError>(__TAURI_INVOKE("apply_fix", { requestId, fix, reason })),
@@ -134,7 +141,11 @@ export type Action = "list_users" | "view_user" | "suspend_user" | "reactivate_u
 /**  Stored Stripe webhook events and their raw JSON. */
 "view_stripe_events" | 
 /**  Applying stored Stripe events again (or a dry run of it) and importing event files. */
-"replay_stripe_events";
+"replay_stripe_events" | 
+/**  Sending a customer a new email-verification mail. */
+"resend_verification" | 
+/**  Turning off a locked-out customer's two-factor authentication. */
+"reset_two_factor";
 
 /**  A key as listed: never its plaintext. */
 export type ApiKeyInfo = {
@@ -236,13 +247,15 @@ export type ChurnMonth = {
 
 /**
  *  A failed command. The UI switches on `code` and shows `message`; `field` names the input a
- *  validation failure is about, and `fields` lists every one.
+ *  validation failure is about, and `fields` lists every one. `challenge` comes with
+ *  `mfa_required`: the signed login challenge that `sign_in_mfa` completes with a second factor.
  */
 export type CommandError = {
 	code: ErrorCode,
 	message: string,
 	field: string | null,
 	fields: FieldError[],
+	challenge: string | null,
 };
 
 /**  Everything the connection screen needs. */
@@ -343,7 +356,7 @@ export type ErrorCode =
 /**  A file the console was asked to open could not be read (missing, not text, no access). */
 "file_unreadable" | 
 /**  A file the console was asked to write could not be written. */
-"file_unwritable" | "validation_failed" | "email_taken" | "invalid_credentials" | "account_suspended" | "account_deleted" | "missing_credentials" | "invalid_token" | "token_expired" | "invalid_refresh_token" | "refresh_token_expired" | "refresh_token_reused" | "session_revoked" | "invalid_api_key" | "api_key_expired" | "api_key_revoked" | "insufficient_scope" | "wrong_password" | "not_found" | "forbidden" | "quota_exceeded" | "insufficient_credits" | "feature_not_in_plan" | "rate_limited" | "unknown_metric" | "unknown_plan" | "invalid_catalog" | "already_subscribed" | "staff_exists" | "database_not_empty" | "catalog_changed_concurrently" | "idempotency_key_in_use" | "already_released" | "deleted_account_cannot_be_reactivated" | "account_not_active" | "misconfigured" | "stripe_not_configured" | "stripe_unavailable" | "stripe_error" | "no_billing_account" | "invalid_signature" | "invalid_stripe_event" | "plan_is_free" | "plan_has_no_price" | 
+"file_unwritable" | "validation_failed" | "email_taken" | "invalid_credentials" | "account_suspended" | "account_deleted" | "missing_credentials" | "invalid_token" | "token_expired" | "invalid_refresh_token" | "refresh_token_expired" | "refresh_token_reused" | "session_revoked" | "invalid_api_key" | "api_key_expired" | "api_key_revoked" | "insufficient_scope" | "wrong_password" | "not_found" | "forbidden" | "quota_exceeded" | "insufficient_credits" | "feature_not_in_plan" | "rate_limited" | "unknown_metric" | "unknown_plan" | "invalid_catalog" | "already_subscribed" | "staff_exists" | "database_not_empty" | "catalog_changed_concurrently" | "idempotency_key_in_use" | "already_released" | "deleted_account_cannot_be_reactivated" | "account_not_active" | "misconfigured" | "stripe_not_configured" | "stripe_unavailable" | "stripe_error" | "no_billing_account" | "invalid_signature" | "invalid_stripe_event" | "plan_is_free" | "plan_has_no_price" | "email_unverified" | "email_already_verified" | "invalid_link_token" | "mfa_required" | "invalid_mfa_code" | "mfa_not_enabled" | "mfa_already_enabled" | 
 /**  The engine failed (for example, the database did not answer). */
 "internal";
 
@@ -416,6 +429,21 @@ export type Interval = "month" | "year";
 
 /**  An API key. */
 export type KeyId = string;
+
+/**  One mail of the outbox, without its bodies (they may carry live links). */
+export type MailSummary = {
+	id: string,
+	user_id: string | null,
+	to: string,
+	template: string,
+	subject: string,
+	/**  `pending` (waiting for SMTP or a retry), `sent` or `failed` (given up). */
+	status: string,
+	attempts: number,
+	last_error: string | null,
+	created_at: string,
+	sent_at: string | null,
+};
 
 /**  One row of `GET /v1/me/usage`. */
 export type MetricUsage = {
@@ -891,6 +919,14 @@ export type UserDetail = {
 	credit_ledger: UsageEventView[],
 	/**  The latest refused requests, each explained. */
 	refusals: Explanation[],
+	/**  When the email was verified; `None` while it is not. */
+	email_verified_at: string | null,
+	/**  Whether two-factor authentication (TOTP) is on. */
+	mfa_enabled: boolean,
+	/**  Unused recovery codes (0 when two-factor is off). */
+	recovery_codes_left: number,
+	/**  The latest mail sent (or waiting) to the user, newest first, without bodies. */
+	recent_mail: MailSummary[],
 };
 
 /**  A user account. */

@@ -23,6 +23,8 @@ const VERBS: Partial<Record<Action, string>> = {
   migrate_plans: "migrate subscribers between plan versions",
   view_stripe_events: "read Stripe events",
   replay_stripe_events: "replay or import Stripe events",
+  resend_verification: "resend verification mail",
+  reset_two_factor: "reset two-factor authentication",
 };
 
 export function gate(allowed: readonly Action[] | undefined, role: Role | undefined, action: Action): Gate {

@@ -50,6 +50,7 @@ export type {
   Stats,
   SubscriptionView,
   UsageEventView,
+  MailSummary,
   UsageSeries,
   UsageSeriesQuery,
   UsageSummary,

@@ -43,7 +43,9 @@ export function UserScreen() {
               </Link>
             </div>
             <div className="toolbar">
-              {ACTIONS.filter((a) => (d.user.status === "suspended" ? a.kind !== "suspend" : a.kind !== "reactivate")).map((a) => (
+              {ACTIONS.filter((a) => (d.user.status === "suspended" ? a.kind !== "suspend" : a.kind !== "reactivate"))
+                .filter((a) => (a.kind === "resend-verification" ? !d.email_verified_at : a.kind === "reset-two-factor" ? d.mfa_enabled : true))
+                .map((a) => (
                 <ActionButton
                   key={a.kind}
                   needs={a.needs}
@@ -58,6 +60,7 @@ export function UserScreen() {
           </div>
           <div className="detail-grid">
             <Profile d={d} />
+            <Security d={d} />
             <Subscription d={d} />
             <Usage d={d} />
             <Credits d={d} />
@@ -169,6 +172,31 @@ export function UserScreen() {
               </table>
             </Section>
           )}
+          <Section title="Recent mail" count={d.recent_mail.length}>
+            <table className="data" data-testid="detail-mail">
+              <thead>
+                <tr>
+                  <th>When</th>
+                  <th>Mail</th>
+                  <th>Status</th>
+                  <th>Sent</th>
+                </tr>
+              </thead>
+              <tbody>
+                {d.recent_mail.map((m) => (
+                  <tr key={m.id} data-testid="detail-mail-row" data-template={m.template}>
+                    <td className="nowrap">{formatTime(m.created_at)}</td>
+                    <td>{m.subject}</td>
+                    <td title={m.last_error ?? undefined}>
+                      {m.status}
+                      {m.attempts > 1 ? ` (${m.attempts} attempts)` : ""}
+                    </td>
+                    <td>{m.sent_at ? formatTime(m.sent_at) : "—"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </Section>
           <Section title="Audit trail" count={d.audit.length} extra={<Link to="/audit" search={{ target: d.user.id }}>Open in audit log</Link>}>
             <AuditTable entries={d.audit} />
           </Section>
@@ -214,6 +242,23 @@ function Profile({ d }: { d: UserDetail }) {
         <Fact label="Created">{formatTime(d.user.created_at)}</Fact>
         <Fact label="Updated">{formatTime(d.user.updated_at)}</Fact>
         <Fact label="Stripe customer">{d.subscription.stripe_customer_id ? <CopyId value={d.subscription.stripe_customer_id} /> : "—"}</Fact>
+      </dl>
+    </section>
+  );
+}
+
+function Security({ d }: { d: UserDetail }) {
+  return (
+    <section className="panel">
+      <h2>Security</h2>
+      <dl className="facts">
+        <Fact label="Email">
+          <span data-testid="detail-email-verified">{d.email_verified_at ? `verified ${formatTime(d.email_verified_at)}` : "not verified"}</span>
+        </Fact>
+        <Fact label="Two-factor">
+          <span data-testid="detail-mfa">{d.mfa_enabled ? "on (TOTP)" : "off"}</span>
+        </Fact>
+        {d.mfa_enabled && <Fact label="Recovery codes left">{d.recovery_codes_left}</Fact>}
       </dl>
     </section>
   );

@@ -21,6 +21,8 @@ export type ActionKind =
   | "reactivate"
   | "revoke-sessions"
   | "impersonate"
+  | "resend-verification"
+  | "reset-two-factor"
   | "delete";
 
 export const ACTIONS: { kind: ActionKind; label: string; needs: Action; danger?: boolean }[] = [
@@ -30,6 +32,8 @@ export const ACTIONS: { kind: ActionKind; label: string; needs: Action; danger?:
   { kind: "clear-limits", label: "Clear limits", needs: "clear_limits" },
   { kind: "revoke-sessions", label: "Revoke sessions", needs: "revoke_sessions" },
   { kind: "impersonate", label: "Impersonate", needs: "impersonate" },
+  { kind: "resend-verification", label: "Resend verification", needs: "resend_verification" },
+  { kind: "reset-two-factor", label: "Reset two-factor", needs: "reset_two_factor", danger: true },
   { kind: "suspend", label: "Suspend", needs: "suspend_user", danger: true },
   { kind: "reactivate", label: "Reactivate", needs: "reactivate_user" },
   { kind: "delete", label: "Delete", needs: "delete_user", danger: true },
@@ -137,6 +141,10 @@ export function ActionDialog({ kind, detail, onClose }: { kind: ActionKind; deta
           return api.revokeSessions(id, null, reason);
         case "impersonate":
           return api.impersonate(id, reason);
+        case "resend-verification":
+          return api.resendVerification(id, reason);
+        case "reset-two-factor":
+          return api.resetTwoFactor(id, reason);
         case "delete":
           return api.deleteUser(id, reason);
       }
@@ -169,6 +177,8 @@ export function ActionDialog({ kind, detail, onClose }: { kind: ActionKind; deta
     reactivate: `Reactivate ${email}`,
     "revoke-sessions": `Sign ${email} out everywhere`,
     impersonate: `Impersonate ${email}`,
+    "resend-verification": `Send ${email} a new verification mail`,
+    "reset-two-factor": `Turn off two-factor for ${email}`,
     delete: `Delete ${email}`,
   };
   const explain: Partial<Record<ActionKind, string>> = {
@@ -177,6 +187,9 @@ export function ActionDialog({ kind, detail, onClose }: { kind: ActionKind; deta
     "revoke-sessions": "Every session ends; API keys keep working.",
     "clear-limits": "Forgets the user's rate-limit windows; quotas are not touched.",
     impersonate: "Creates a short-lived access token acting as this user. It is shown once.",
+    "resend-verification": "A new link goes to the user's address; earlier links keep working until they expire.",
+    "reset-two-factor":
+      "The user signs in with the password alone and is told by mail. Check who is asking first, and say how in the reason.",
     delete: "The account is deleted: it cannot sign in, its keys stop working. This cannot be undone from the console.",
   };
 
