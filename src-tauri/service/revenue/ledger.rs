@@ -124,6 +124,9 @@ struct Holding {
 /// (customer, currency) → holding.
 type Snapshot = HashMap<(u32, u32), Holding>;
 
+/// A customer's payment: (paid at, created, plan).
+type Payment = (i64, i64, u32);
+
 /// Money summed by (month, currency, plan).
 type Sums = BTreeMap<(usize, u32, u32), i64>;
 
@@ -319,7 +322,7 @@ impl<'a> LedgerBuilder<'a> {
             .collect();
         // A refund belongs to the plan of the customer's latest payment before it: each
         // (customer, currency)'s payments in order, searched by time.
-        let mut payments: HashMap<(u32, u32), Vec<(i64, i64, u32)>> = HashMap::new();
+        let mut payments: HashMap<(u32, u32), Vec<Payment>> = HashMap::new();
         for i in invoices.iter().filter(|i| i.amount_paid > 0) {
             payments
                 .entry((i.user, i.currency))
