@@ -103,6 +103,7 @@ pub fn router_with_metrics(engine: Engine, metrics: Arc<metrics::Metrics>) -> Ro
     let routes = api
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs::page))
+        .route("/health/live", get(health::live))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
