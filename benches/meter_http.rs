@@ -151,6 +151,8 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
         seconds,
     ));
     let rss = peak_rss_mb(pid);
+    // Let the requests wrk left in flight finish before reading the server's count.
+    std::thread::sleep(Duration::from_millis(500));
     let decided = allowed_decisions(&base);
     stop(&mut server);
 
