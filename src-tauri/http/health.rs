@@ -46,6 +46,12 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     }
 }
 
+/// Liveness: the process answers HTTP, and nothing else is checked (no database, no caller).
+/// Also the reference the metering benchmark measures the API's own routes against.
+pub(super) async fn live() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
 /// Prometheus metrics: requests by route and status, meter decisions, latency histogram.
 #[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]

@@ -112,6 +112,7 @@ pub fn router_with_metrics(engine: Engine, metrics: Arc<metrics::Metrics>) -> Ro
         .route("/docs", get(docs::page))
         .route("/docs/scalar.js", get(docs::renderer))
         .merge(security::pages())
+        .route("/health/live", get(health::live))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -469,6 +469,76 @@ pub async fn set_balance(
     Ok(())
 }
 
+/// `($1,$2,…),($n+1,…)`: `rows` rows of `columns` placeholders.
+fn push_value_rows(sql: &mut String, rows: usize, columns: usize) {
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&(i * columns + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+}
+
+/// Chunks of a few fixed sizes, so that the statement cache keeps finding the same prepared
+/// statements instead of parsing a new one for every batch size.
+fn next_chunk<T>(rest: &[T]) -> (&[T], &[T]) {
+    let size = [256, 64, 16, 4, 1]
+        .into_iter()
+        .find(|n| *n <= rest.len())
+        .unwrap_or(1);
+    rest.split_at(size)
+}
+
+/// One counter's change in a group commit.
+pub struct CounterDelta<'a> {
+    pub user_id: &'a str,
+    pub metric: &'a str,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub delta: i64,
+}
+
+/// Adds many counter deltas in one statement per chunk (no limit: the caller decided them).
+/// Each (user, metric, period) must appear once, as one upsert may not touch a row twice.
+#[tracing::instrument(level = "debug", skip_all, fields(n = deltas.len()))]
+pub async fn add_counters_batch(
+    conn: &mut AnyConnection,
+    deltas: &[CounterDelta<'_>],
+) -> Result<(), sqlx::Error> {
+    let mut rest = deltas;
+    while !rest.is_empty() {
+        let (chunk, tail) = next_chunk(rest);
+        rest = tail;
+        let mut sql = String::with_capacity(200 + chunk.len() * 32);
+        sql.push_str(
+            "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used) VALUES ",
+        );
+        push_value_rows(&mut sql, chunk.len(), 5);
+        sql.push_str(
+            " ON CONFLICT (user_id, metric, period_start) DO UPDATE SET used = usage_counters.used + excluded.used",
+        );
+        let mut q = sqlx::query(&sql);
+        for d in chunk {
+            q = q
+                .bind(d.user_id)
+                .bind(d.metric)
+                .bind(d.period_start)
+                .bind(d.period_end)
+                .bind(d.delta);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Inserts many events in one statement per chunk (idempotency-key duplicates are skipped).
 #[tracing::instrument(level = "debug", skip_all, fields(n = events.len()))]
 pub async fn insert_events_batch(
@@ -476,34 +546,15 @@ pub async fn insert_events_batch(
     events: &[NewEvent<'_>],
 ) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 10;
-    // Chunks of a few fixed sizes, so that the statement cache keeps finding the same
-    // prepared statements instead of parsing a new one for every batch size.
     let mut rest = events;
     while !rest.is_empty() {
-        let size = [256, 64, 16, 4, 1]
-            .into_iter()
-            .find(|n| *n <= rest.len())
-            .unwrap_or(1);
-        let (chunk, tail) = rest.split_at(size);
+        let (chunk, tail) = next_chunk(rest);
         rest = tail;
         let mut sql = String::with_capacity(140 + chunk.len() * 64);
         sql.push_str(
             "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer) VALUES ",
         );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..COLUMNS {
-                if c > 0 {
-                    sql.push(',');
-                }
-                sql.push('$');
-                sql.push_str(&(i * COLUMNS + c + 1).to_string());
-            }
-            sql.push(')');
-        }
+        push_value_rows(&mut sql, chunk.len(), COLUMNS);
         sql.push_str(" ON CONFLICT DO NOTHING");
         let mut q = sqlx::query(&sql);
         for e in chunk {

@@ -52,3 +52,21 @@ async fn large_answers_are_compressed_when_asked() {
     let plain = app.http.get(app.url("/openapi.json")).send().await.unwrap();
     assert!(!plain.headers().contains_key("content-encoding"));
 }
+
+#[tokio::test]
+async fn liveness_answers_without_the_database() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let res = app.http.get(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["status"],
+        "ok"
+    );
+
+    // Unlike `/health`, it still answers when the database is gone; it is not readiness.
+    app.engine.db().close().await;
+    let res = app.http.get(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app.http.post(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+}

@@ -245,7 +245,12 @@ pub async fn register(app: &TestApp, email: &str) -> Registered {
 
 /// A user registered through the engine (no HTTP), with the password `password1`.
 pub async fn new_user(app: &TestApp, email: &str) -> tollgate::domain::User {
-    app.engine
+    new_user_on(&app.engine, email).await
+}
+
+/// [`new_user`] on an engine of one's own.
+pub async fn new_user_on(engine: &Engine, email: &str) -> tollgate::domain::User {
+    engine
         .register(tollgate::service::accounts::Registration {
             email,
             password: "password1",

@@ -10,6 +10,7 @@ mod cli;
 mod console;
 #[cfg(feature = "desktop")]
 mod console_screens;
+mod durability;
 mod health;
 mod http_api;
 mod metering;

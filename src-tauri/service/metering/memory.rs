@@ -129,7 +129,8 @@ async fn commit_batches(
     db: &crate::store::Db,
     batches: &[Batch],
 ) -> std::result::Result<(), sqlx::Error> {
-    // One multi-row insert for the events, one upsert per counter and per balance touched.
+    // One multi-row insert for the events, one multi-row upsert for the counters, one upsert
+    // per balance touched.
     let mut events = Vec::new();
     let mut counters: HashMap<(&str, &str, i64, i64), i64> = HashMap::new();
     let mut credits: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
@@ -159,9 +160,20 @@ async fn commit_batches(
     }
     let mut tx = db.begin().await?;
     usage::insert_events_batch(&mut tx, &events).await?;
-    for ((user, metric, start, end), delta) in counters {
-        usage::add_within(&mut tx, user, metric, start, end, delta, None).await?;
-    }
+    // One statement per chunk of counters, not one round trip per customer.
+    let counters: Vec<usage::CounterDelta> = counters
+        .into_iter()
+        .map(
+            |((user_id, metric, period_start, period_end), delta)| usage::CounterDelta {
+                user_id,
+                metric,
+                period_start,
+                period_end,
+                delta,
+            },
+        )
+        .collect();
+    usage::add_counters_batch(&mut tx, &counters).await?;
     for ((user, metric), (delta, granted_for)) in credits {
         // A CHECK constraint is evaluated on the row an upsert would insert, so only a net
         // grant may create a balance; a net spend updates the existing one.

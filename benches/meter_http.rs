@@ -1,0 +1,404 @@
+//! The metered call measured from outside, as customers see it: the release server in its own
+//! process on a fresh database with 10,000 customers, each with an `sk_` key, driven over
+//! loopback by `wrk` (32 connections, keys rotating across every customer). Prints, for a bare
+//! route of the same server (`GET /health/live`), `GET /v1/me` and `POST /v1/meter`: requests
+//! per second, p50, p99, errors, the ratio to the bare route, and the server's peak RSS. Then
+//! checks that the counters add up to the allowed answers and that `tollgate usage verify` is
+//! clean. With `BENCH_DATABASE_URL=postgres://…` it runs once more on a new database there.
+//!
+//! `cargo bench --no-default-features --bench meter_http` (needs `wrk`: `scripts/install-deps`)
+//!
+//! Knobs: `BENCH_SECONDS` (per route, default 10), `BENCH_USERS` (10000),
+//! `BENCH_CONNECTIONS` (32), `BENCH_THREADS` (wrk threads, 2).
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tollgate::service::accounts::Registration;
+use tollgate::service::api_keys::NewKey;
+
+const SECRET: &str = "benchmark-secret-0123456789";
+
+/// One metric whose limits the run never reaches, and an API rate limit it never reaches.
+const PLANS: &str = r#"
+metrics = ["videos"]
+[anonymous_rate_limits]
+register = { requests = 100000000, window = "1h" }
+[[plans]]
+id = "free"
+price = { amount = 0, interval = "month" }
+quotas = { videos = { limit = 1000000000, per = "day" } }
+rate_limits = { api = { requests = 1000000000, window = "1h" } }
+"#;
+
+/// Reads the keys and rotates over them from a different place in each thread; counts
+/// 200 answers (`count` argument) and prints one machine-readable line at the end.
+const WRK_SCRIPT: &str = r#"
+local threads = {}
+local next_id = 0
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+local reqs = {}
+local i = 0
+ok = 0
+function init(args)
+  local method, path, body, keys = args[1], args[2], args[3], args[4]
+  if body == "" then body = nil end
+  local headers = {}
+  if body then headers["Content-Type"] = "application/json" end
+  for key in io.lines(keys) do
+    headers["Authorization"] = "Bearer " .. key
+    reqs[#reqs + 1] = wrk.format(method, path, headers, body)
+  end
+  i = (id * 7919) % #reqs
+  if args[5] == "count" then
+    response = function(status, headers, body)
+      if status == 200 then ok = ok + 1 end
+    end
+  end
+end
+function request()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+function done(summary, latency, requests)
+  local allowed = 0
+  for _, t in ipairs(threads) do allowed = allowed + (t:get("ok") or 0) end
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout, allowed))
+end
+"#;
+
+struct Run {
+    name: &'static str,
+    requests: u64,
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    ok: u64,
+}
+
+fn main() {
+    let seconds: u64 = common::env_or("BENCH_SECONDS", 10);
+    let users: usize = common::env_or("BENCH_USERS", 10_000);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let mut failed = !bench_database("SQLite", &sqlite, dir.path(), users, seconds);
+    if let Ok(url) = std::env::var("BENCH_DATABASE_URL") {
+        let url = common::run(fresh_postgres_database(&url));
+        failed |= !bench_database("PostgreSQL", &url, dir.path(), users, seconds);
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// Seeds, serves and measures one database; false when a check failed.
+fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64) -> bool {
+    let started = Instant::now();
+    let keys = common::run(seed(url, users));
+    let keys_file = dir.join("keys.txt");
+    std::fs::write(&keys_file, keys.join("\n") + "\n").expect("write keys");
+    let script = dir.join("rotate.lua");
+    std::fs::write(&script, WRK_SCRIPT).expect("write wrk script");
+    println!(
+        "{label}: {users} customers with keys seeded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let (mut server, addr) = start_server(url);
+    let pid = server.id();
+    let base = format!("http://{addr}");
+    let wrk = |name, method, path, body, count, secs| {
+        run_wrk(
+            name, &base, &script, &keys_file, method, path, body, count, secs,
+        )
+    };
+    // Warm the caches of every customer once, then measure.
+    wrk("warm-up", "GET", "/v1/me", "", false, 2);
+    let mut runs = vec![wrk(
+        "bare GET /health/live",
+        "GET",
+        "/health/live",
+        "",
+        false,
+        seconds,
+    )];
+    let rss_bare = peak_rss_mb(pid);
+    runs.push(wrk(
+        "GET /v1/me (sk_ key)",
+        "GET",
+        "/v1/me",
+        "",
+        false,
+        seconds,
+    ));
+    runs.push(wrk(
+        "POST /v1/meter",
+        "POST",
+        "/v1/meter",
+        r#"{"metric":"videos"}"#,
+        true,
+        seconds,
+    ));
+    let rss = peak_rss_mb(pid);
+    // Let the requests wrk left in flight finish before reading the server's count.
+    std::thread::sleep(Duration::from_millis(500));
+    let decided = allowed_decisions(&base);
+    stop(&mut server);
+
+    let bare = runs[0].per_sec;
+    println!("\n{label}, {users} customers, {seconds} s per route, peak RSS {rss:.0} MB (after the bare route: {rss_bare:.0} MB)");
+    println!(
+        "{:<24} {:>10} {:>10} {:>8} {:>8} {:>7} {:>6}",
+        "route", "requests", "req/s", "p50 ms", "p99 ms", "errors", "ratio"
+    );
+    for r in &runs {
+        println!(
+            "{:<24} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>7} {:>6.2}",
+            r.name,
+            r.requests,
+            r.per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            r.per_sec / bare
+        );
+    }
+
+    // Every allowed answer is one unit on one customer's counter and one usage event.
+    let meter = &runs[2];
+    let (counted, events) = common::run(counter_sum(url));
+    let connections: u64 = common::env_or("BENCH_CONNECTIONS", 32);
+    println!(
+        "allowed answers: {} received by wrk, {} sent by the server (/metrics); counters sum to {counted}, {events} consume events",
+        meter.ok,
+        decided.map_or("?".into(), |d| d.to_string())
+    );
+    // wrk stops with up to one request in flight per connection: the server may have
+    // consumed (and answered) those after wrk stopped reading.
+    let mut ok = counted == events
+        && counted >= meter.ok as i64
+        && counted <= (meter.ok + connections) as i64;
+    if let Some(d) = decided {
+        ok &= d == counted;
+    }
+    let verify = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["usage", "verify"])
+        .env("TOLLGATE_DATABASE_URL", url)
+        .env("TOLLGATE_SECRET", SECRET)
+        .output()
+        .expect("run tollgate usage verify");
+    let verified = verify.status.success();
+    println!(
+        "counters match the allowed answers: {}; `tollgate usage verify`: {}",
+        if ok { "yes" } else { "NO" },
+        if verified { "clean" } else { "DRIFT" }
+    );
+    if !verified {
+        println!("{}", String::from_utf8_lossy(&verify.stdout));
+    }
+    ok && verified
+}
+
+/// A new, empty database on the PostgreSQL server of `url`.
+async fn fresh_postgres_database(url: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to BENCH_DATABASE_URL");
+    let name = format!("tollgate_bench_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("drop database");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let mut u = url::Url::parse(url).expect("BENCH_DATABASE_URL is a URL");
+    u.set_path(&name);
+    u.to_string()
+}
+
+/// Registers `users` customers through the engine and gives each a key; returns the keys.
+async fn seed(url: &str, users: usize) -> Vec<String> {
+    let engine = common::start_engine(url).await;
+    engine.apply_catalog(PLANS, Some("bench")).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    let workers = 8;
+    for w in 0..workers {
+        let engine = engine.clone();
+        tasks.spawn(async move {
+            let mut keys = Vec::new();
+            for i in (w..users).step_by(workers) {
+                let email = format!("customer{i}@bench.example");
+                let user = engine
+                    .register(Registration {
+                        email: &email,
+                        password: "password1",
+                        full_name: None,
+                    })
+                    .await
+                    .expect("register");
+                let key = engine
+                    .create_api_key(
+                        &user.id,
+                        NewKey {
+                            name: "bench",
+                            scopes: None,
+                            expires_at: None,
+                        },
+                    )
+                    .await
+                    .expect("create a key");
+                keys.push(key.plaintext.expose().to_owned());
+            }
+            keys
+        });
+    }
+    let mut keys = Vec::with_capacity(users);
+    while let Some(k) = tasks.join_next().await {
+        keys.extend(k.expect("seeding task"));
+    }
+    engine.shutdown().await;
+    keys
+}
+
+fn start_server(url: &str) -> (Child, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["serve", "--addr", &addr])
+        .env("TOLLGATE_DATABASE_URL", url)
+        .env("TOLLGATE_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the tollgate binary");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, addr)
+}
+
+fn stop(server: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_wrk(
+    name: &'static str,
+    base: &str,
+    script: &Path,
+    keys: &Path,
+    method: &str,
+    path: &str,
+    body: &str,
+    count: bool,
+    seconds: u64,
+) -> Run {
+    let threads: u32 = common::env_or("BENCH_THREADS", 2);
+    let connections: u32 = common::env_or("BENCH_CONNECTIONS", 32);
+    let out = Command::new("wrk")
+        .arg(format!("-t{threads}"))
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .arg("-s")
+        .arg(script)
+        .arg(base)
+        .arg("--")
+        .args([method, path, body])
+        .arg(keys)
+        .arg(if count { "count" } else { "-" })
+        .output()
+        .expect("run wrk (install it with scripts/install-deps)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| {
+            panic!(
+                "wrk printed no result:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let f: Vec<u64> = line.split(' ').map(|v| v.parse().unwrap_or(0)).collect();
+    Run {
+        name,
+        requests: f[0],
+        per_sec: f[0] as f64 / (f[1] as f64 / 1e6),
+        p50_ms: f[2] as f64 / 1000.0,
+        p99_ms: f[3] as f64 / 1000.0,
+        errors: f[4],
+        ok: f[5],
+    }
+}
+
+/// The server's own count of allowed meter decisions, from `/metrics`.
+fn allowed_decisions(base: &str) -> Option<i64> {
+    let text = common::run(async {
+        reqwest::get(format!("{base}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    })?;
+    let sum = text
+        .lines()
+        .filter(|l| l.starts_with("tollgate_meter_decisions_total") && l.contains("\"allowed\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    Some(sum as i64)
+}
+
+/// (sum of every counter, number of consume events) read straight from the database.
+async fn counter_sum(url: &str) -> (i64, i64) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url)
+        .await
+        .expect("open the database");
+    let counted: Option<i64> =
+        sqlx::query_scalar("SELECT CAST(SUM(used) AS BIGINT) FROM usage_counters")
+            .fetch_one(&pool)
+            .await
+            .expect("sum counters");
+    let events: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM usage_events WHERE kind = 'consume'")
+            .fetch_one(&pool)
+            .await
+            .expect("count events");
+    pool.close().await;
+    (counted.unwrap_or(0), events)
+}
+
+/// The server's peak resident set (VmHWM), in MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
