@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[schema(examples(json!({"reason": "the user never got the first mail"})))]
 pub struct OptionalReason {
     /// Kept in the audit log.
     reason: Option<String>,
@@ -60,6 +62,7 @@ async fn resend_verification(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"reason": "lost phone; identity checked on a video call (ticket 5120)"})))]
 pub struct RequiredReason {
     /// Why (for example how the user's identity was checked); kept in the audit log.
     reason: String,
@@ -72,8 +75,9 @@ pub struct TwoFactorReset {
     mfa_enabled: bool,
 }
 
-/// Turn off the user's two-factor authentication (reason required, audited; the user is told
-/// by mail).
+/// Turn off the user's two-factor authentication.
+///
+/// The reason is required and audited; the user is told by mail.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/mfa/reset", tag = "admin",
     operation_id = "admin_reset_two_factor", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = RequiredReason,

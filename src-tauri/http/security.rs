@@ -17,6 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -60,6 +61,7 @@ fn own_session(caller: &Caller) -> Result<&Principal, ApiError> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"token": "vt_4k2Qh7ZbYp0aLx9RmC3s"})))]
 pub struct TokenBody {
     /// The `token` of the link in the mail.
     token: String,
@@ -113,12 +115,14 @@ async fn resend_verification(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"email": "ada@example.com"})))]
 pub struct ResetRequest {
     email: String,
 }
 
-/// Ask for a password-reset mail. The answer is the same whether or not an account has the
-/// address.
+/// Ask for a password-reset mail.
+///
+/// The answer is the same whether or not an account has the address.
 #[utoipa::path(post, path = "/v1/auth/password-reset", tag = "accounts", operation_id = "request_password_reset",
     request_body = ResetRequest,
     responses(
@@ -139,6 +143,7 @@ async fn request_password_reset(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"token": "rt_8JfK2mQp0Zs7LxV1bN4c", "password": "a new long passphrase"})))]
 pub struct ResetConfirm {
     token: String,
     /// The new password (8 to 256 characters).
@@ -173,6 +178,7 @@ async fn confirm_password_reset(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"challenge": "mfa_eyJ1c3IiOiJ1c3JfMEZ6M2tROWRZMm1YYjhMcjRUcVcxYSJ9", "code": "492039"})))]
 pub struct MfaLogin {
     /// The `challenge` of the `mfa_required` answer.
     challenge: String,
@@ -240,6 +246,7 @@ async fn start_totp(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"code": "492039"})))]
 pub struct CodeBody {
     code: String,
 }
@@ -273,6 +280,7 @@ async fn confirm_totp(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(examples(json!({"code": "492039"})))]
 pub struct DisableBody {
     code: Option<String>,
     recovery_code: Option<String>,

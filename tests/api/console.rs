@@ -60,7 +60,7 @@ fn console_commands() -> Vec<String> {
 }
 
 /// Commands that act on no user and check no back-office permission.
-const UNGUARDED: [&str; 13] = [
+const UNGUARDED: [&str; 14] = [
     "connection_state",
     "connect",
     "disconnect",
