@@ -30,11 +30,7 @@ async fn bench() {
     let dir = tempfile::tempdir().unwrap();
     let url = common::database_url(&dir);
     let engine = common::start_engine(&url).await;
-    let backend = if url.starts_with("postgres") {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let backend = common::backend(&url);
 
     // A database seeded by an earlier run is used as it is.
     let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -255,18 +251,7 @@ async fn bench() {
     );
     let addr = common::serve(tollgate::http::router(engine.clone())).await;
     let http = reqwest::Client::new();
-    let login: serde_json::Value = http
-        .post(format!("http://{addr}/v1/auth/login"))
-        .json(
-            &serde_json::json!({"email": "bench-admin@example.com", "password": "bench-password"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    let token = common::sign_in(addr, "bench-admin@example.com", "bench-password").await;
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t = Instant::now();

@@ -46,11 +46,7 @@ async fn bench() {
     let dir = tempfile::tempdir().unwrap();
     let url = common::database_url(&dir);
     let engine = common::start_engine(&url).await;
-    let backend = if url.starts_with("postgres") {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let backend = common::backend(&url);
 
     let started = Instant::now();
     engine.seed(customers, 0, 7, &|_, _, _| {}).await.unwrap();
@@ -93,16 +89,7 @@ async fn bench() {
 
     let addr = common::serve(tollgate::http::router(engine.clone())).await;
     let http = reqwest::Client::new();
-    let login: serde_json::Value = http
-        .post(format!("http://{addr}/v1/auth/login"))
-        .json(&serde_json::json!({"email": "bench-finance@example.com", "password": "bench-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    let token = common::sign_in(addr, "bench-finance@example.com", "bench-password").await;
 
     println!("{backend}, {rounds} rounds each; reference (primary-key lookup) p95 {ref_p95:.3} ms");
     println!(

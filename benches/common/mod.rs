@@ -8,7 +8,7 @@
 
 mod setup;
 
-pub use setup::{database_url, env_or, percentile, run, serve, start_engine};
+pub use setup::{backend, database_url, env_or, percentile, run, serve, sign_in, start_engine};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -65,3 +65,29 @@ pub fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples[i].as_secs_f64() * 1000.0
 }
+
+/// "PostgreSQL" or "SQLite", for the figures' heading.
+pub fn backend(url: &str) -> &'static str {
+    if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}
+
+/// Signs in over HTTP; answers the access token.
+pub async fn sign_in(addr: SocketAddr, email: &str, password: &str) -> String {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("a JSON answer");
+    answer["access_token"]
+        .as_str()
+        .expect("signed in")
+        .to_owned()
+}
