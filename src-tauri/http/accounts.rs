@@ -376,7 +376,7 @@ async fn list_sessions(
 
 /// Sign out one device.
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", operation_id = "revoke_session", tag = "accounts", security(("bearer" = [])),
-    params(("id" = SessionId, Path, description = "session id (ses_…)")),
+    params(("id" = String, Path, description = "session id (ses_…)")),
     responses((status = 204, description = "revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn revoke_session(
     State(state): State<AppState>,

@@ -104,6 +104,9 @@ impl Engine {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Engine> {
+        // Outgoing TLS (Stripe, SMTP) goes through rustls; two of the libraries behind it bring
+        // different crypto back ends, so the process says which one it uses.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let db = Db::connect(&settings.database_url).await?;
         db.migrate().await?;
         let (secret, source) = resolve_secret(&db, &settings, clock.as_ref()).await?;
