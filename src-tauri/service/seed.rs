@@ -286,11 +286,11 @@ impl Engine {
              amount_refunded, currency, refunded, refunded_at, updated_at)",
         );
         let now_ms = ms(now);
+        // Customers start up to a quarter of the history before it, so the first month has MRR.
+        let span = (now - first).num_seconds() * 5 / 4;
         let mut tx = self.db().begin().await?;
         for (k, user) in users.iter().enumerate() {
             let customer = format!("cus_{run}{k:08}");
-            // Started up to a quarter of the history before it, so the first month has MRR.
-            let span = (now - first).num_seconds() * 5 / 4;
             let mut start = now - Duration::seconds(rng.gen_range(1..span));
             customers_rows.rows.push(vec![
                 customer.as_str().into(),

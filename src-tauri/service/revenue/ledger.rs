@@ -379,6 +379,7 @@ impl<'a> LedgerBuilder<'a> {
 
 impl Ledger {
     /// The ledger of `invoices` (in any order), with how subscriptions ended and the refunds.
+    #[cfg(test)]
     pub fn build(
         invoices: &[PaidInvoice],
         ends: &[SubscriptionEnd],

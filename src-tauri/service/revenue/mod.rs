@@ -247,24 +247,27 @@ impl Engine {
             used: std::time::Instant::now(),
         });
         drop(cached);
-        self.forget_idle_ledger();
+        self.forget_idle_ledger(&ledger);
         Ok((ledger, now))
     }
 
-    /// Drops the kept ledger once no report has used it for [`LEDGER_IDLE`], so that a large
-    /// history does not stay in memory after finance closes the screen.
-    fn forget_idle_ledger(&self) {
-        let engine = self.clone();
+    /// Drops `built` once no report has used it for [`LEDGER_IDLE`], so that a large history
+    /// does not stay in memory after finance closes the screen. The watch ends as soon as
+    /// another ledger replaces it (that one has its own).
+    fn forget_idle_ledger(&self, built: &Arc<Ledger>) {
+        let (engine, built) = (self.clone(), Arc::downgrade(built));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LEDGER_IDLE).await;
                 let mut cached = engine.inner.revenue.lock().await;
-                match cached.as_ref() {
-                    Some(c) if c.used.elapsed() < LEDGER_IDLE => continue,
-                    Some(_) => *cached = None,
-                    None => {}
+                let Some(c) = cached.as_ref() else { return };
+                if !std::ptr::eq(Arc::as_ptr(&c.ledger), built.as_ptr()) {
+                    return;
                 }
-                return;
+                if c.used.elapsed() >= LEDGER_IDLE {
+                    *cached = None;
+                    return;
+                }
             }
         });
     }
