@@ -4,7 +4,7 @@
 
 use crate::helpers::{test_settings, Backend, TestDb};
 use crate::on_both;
-use std::process::{Child, Command, Stdio};
+use crate::process::{start_server, tollgate_command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tollgate::service::api_keys::NewKey;
@@ -18,38 +18,6 @@ price = { amount = 0, interval = "month" }
 quotas = { calls = { limit = 1000000, per = "day" } }
 rate_limits = { api = { requests = 1000000, window = "1h" } }
 "#;
-
-const SECRET: &str = "test-secret-0123456789abcdef";
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn start_server(url: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["serve", "--addr", &addr])
-        .env("TOLLGATE_DATABASE_URL", url)
-        .env("TOLLGATE_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the tollgate binary");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
 
 /// Ten customers with a key each (made through the engine, which then lets go of the database).
 async fn customers(url: &str) -> Vec<String> {
@@ -120,8 +88,7 @@ async fn acknowledged_consumptions_survive_sigkill_exactly_once(backend: Backend
         assert!(Instant::now() < deadline, "the load did not get going");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
+    server.kill(); // SIGKILL
     for c in clients {
         c.await.unwrap();
     }
@@ -144,8 +111,7 @@ async fn acknowledged_consumptions_survive_sigkill_exactly_once(backend: Backend
         assert_eq!(again["event_id"], first["event_id"], "{idem}");
         assert_eq!(again["used"], first["used"], "{idem}");
     }
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill();
 
     // None counted twice: each counter equals its consume events, and holds at least the
     // acknowledged ones (at most one unanswered request per client was in flight).
@@ -178,10 +144,8 @@ async fn acknowledged_consumptions_survive_sigkill_exactly_once(backend: Backend
     );
     engine.shutdown().await;
 
-    let verify = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+    let verify = tollgate_command(&db.url)
         .args(["usage", "verify"])
-        .env("TOLLGATE_DATABASE_URL", &db.url)
-        .env("TOLLGATE_SECRET", SECRET)
         .output()
         .unwrap();
     assert!(

@@ -14,6 +14,7 @@ mod durability;
 mod health;
 mod http_api;
 mod metering;
+mod process;
 mod revenue;
 mod security;
 mod stats;

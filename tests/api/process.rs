@@ -1,0 +1,69 @@
+//! The real `tollgate` binary in its own process: started on a free loopback port against a
+//! database, stopped with a signal. Tests that need a process boundary (a kill, several
+//! instances, the CLI beside a server) start it from here.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The secret every process of a test shares (tokens minted by one verify on the others).
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub addr: String,
+}
+
+/// `tollgate serve` on a free port against `url`, with `env` added; returns once it accepts.
+pub fn start_server_with(url: &str, env: &[(&str, &str)]) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = tollgate_command(url);
+    cmd.args(["serve", "--addr", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start the tollgate binary");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        addr,
+    }
+}
+
+pub fn start_server(url: &str) -> Server {
+    start_server_with(url, &[])
+}
+
+/// The binary with the database and the shared secret set, for any subcommand.
+pub fn tollgate_command(url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    cmd.env("TOLLGATE_DATABASE_URL", url)
+        .env("TOLLGATE_SECRET", SECRET);
+    cmd
+}
+
+impl Server {
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
