@@ -2,6 +2,7 @@
 //! Handlers return [`ApiError`]; the status code of each engine error is decided here, once.
 
 use crate::error::Error;
+use crate::service::decisions::RefusalDetail;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
@@ -20,6 +21,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub payload: ErrorPayload,
     pub headers: Vec<(axum::http::HeaderName, String)>,
+    /// The typed facts of the engine error behind a refusal, for the decision record.
+    pub refusal: Option<Box<RefusalDetail>>,
 }
 
 impl ApiError {
@@ -34,6 +37,7 @@ impl ApiError {
                 details: Map::new(),
             },
             headers: Vec::new(),
+            refusal: None,
         }
     }
 
@@ -148,6 +152,7 @@ impl From<Error> for ApiError {
             e.to_string()
         };
         let mut err = ApiError::new(status, e.code(), message);
+        err.refusal = Some(Box::new(RefusalDetail::of(&e)));
         match &e {
             Error::Validation(fields) => {
                 err = err.with_detail("fields", serde_json::to_value(fields).unwrap_or_default());
@@ -213,6 +218,9 @@ impl IntoResponse for ApiError {
             }
         }
         res.extensions_mut().insert(self.payload);
+        if let Some(refusal) = self.refusal {
+            res.extensions_mut().insert(*refusal);
+        }
         res
     }
 }

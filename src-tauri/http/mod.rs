@@ -200,6 +200,10 @@ async fn render_errors(State(state): State<AppState>, req: Request, next: Next) 
             .extensions_mut()
             .remove::<auth::DecisionContext>()
             .unwrap_or_default();
+        let details = res
+            .extensions_mut()
+            .remove::<crate::service::decisions::RefusalDetail>()
+            .unwrap_or_default();
         if let Some(payload) = res.extensions().get::<error::ErrorPayload>() {
             let refusal = crate::service::decisions::Refusal {
                 request_id: id.clone(),
@@ -207,7 +211,7 @@ async fn render_errors(State(state): State<AppState>, req: Request, next: Next) 
                 status,
                 code: payload.code.clone(),
                 message: payload.message.clone(),
-                details: serde_json::Value::Object(payload.details.clone()),
+                details,
                 user_id: ctx.user_id,
                 key_prefix: ctx.key_prefix,
                 plan_version: ctx.plan_version,

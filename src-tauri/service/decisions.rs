@@ -5,26 +5,72 @@ use super::admin::Actor;
 use super::permissions::Action;
 use super::Engine;
 use crate::domain::UserId;
-use crate::error::{Error, Result};
+use crate::error::{
+    Error, FeatureNotInPlan, InsufficientCredits, QuotaExceeded, RateLimited, Result,
+};
 use crate::store::{at, usage};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Refusal {
     pub request_id: String,
     pub route: String,
     pub status: u16,
     pub code: String,
     pub message: String,
-    /// The error's structured details (limit, used, window, …).
-    pub details: serde_json::Value,
+    /// The refusal's structured details (limit, used, window, …), from the engine's error.
+    pub details: RefusalDetail,
     pub user_id: Option<String>,
     pub key_prefix: Option<String>,
     pub plan_version: Option<String>,
     pub subscription_status: Option<String>,
     /// The rate limiter's state when the request came in.
     pub limiter: Option<serde_json::Value>,
+}
+
+/// The typed facts a refusal carries, taken from the engine's [`Error`] that caused it (never
+/// read back from an answer's body). Stored flat, as the explanations below read them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum RefusalDetail {
+    Quota(QuotaExceeded),
+    Credits(InsufficientCredits),
+    Feature(FeatureNotInPlan),
+    RateLimited(RateLimited),
+    Scope {
+        scope: String,
+    },
+    AccountStatus {
+        status: String,
+    },
+    /// A refusal with nothing beside its code (a bad key, a missing token).
+    Plain {},
+}
+
+impl Default for RefusalDetail {
+    fn default() -> Self {
+        RefusalDetail::Plain {}
+    }
+}
+
+impl RefusalDetail {
+    /// The details of `e`, for the errors that refuse a request.
+    pub fn of(e: &Error) -> RefusalDetail {
+        match e {
+            Error::QuotaExceeded(d) => RefusalDetail::Quota(d.as_ref().clone()),
+            Error::InsufficientCredits(d) => RefusalDetail::Credits(d.as_ref().clone()),
+            Error::FeatureNotInPlan(d) => RefusalDetail::Feature(d.as_ref().clone()),
+            Error::RateLimited(d) => RefusalDetail::RateLimited(d.as_ref().clone()),
+            Error::InsufficientScope(scope) => RefusalDetail::Scope {
+                scope: scope.clone(),
+            },
+            Error::AccountNotActive(status) => RefusalDetail::AccountStatus {
+                status: status.clone(),
+            },
+            _ => RefusalDetail::Plain {},
+        }
+    }
 }
 
 /// A recorded refusal, as support reads it.
@@ -345,5 +391,37 @@ mod tests {
         let bare = explain(decision("invalid_api_key", serde_json::Value::Null));
         assert!(bare.fixes.is_empty());
         assert!(bare.summary[0].contains("an unauthenticated caller"));
+    }
+
+    #[test]
+    fn the_engine_error_is_what_a_refusal_records_and_its_explanation_reads() {
+        let error = Error::RateLimited(Box::new(RateLimited {
+            scope: "api".into(),
+            limit: 10,
+            window_s: 60,
+            retry_after_s: 5,
+            resets_at: "2026-03-20T10:01:00Z".parse().unwrap(),
+        }));
+        let refusal = Refusal {
+            request_id: "req-1".into(),
+            route: "/v1/meter".into(),
+            status: 429,
+            code: error.code().into(),
+            message: error.to_string(),
+            details: RefusalDetail::of(&error),
+            user_id: Some("usr_3".into()),
+            key_prefix: None,
+            plan_version: None,
+            subscription_status: Some("active".into()),
+            limiter: None,
+        };
+        let facts = serde_json::to_value(&refusal).unwrap();
+        assert_eq!(facts["details"]["limit"], 10, "{facts}");
+        let read = RecordedFacts::of(&decision("rate_limited", facts));
+        assert_eq!(read.details.scope.as_deref(), Some("api"));
+        assert_eq!(read.details.window_s, Some(60));
+        // An error that is no refusal records nothing beside its code.
+        let plain = serde_json::to_value(RefusalDetail::of(&Error::InvalidApiKey)).unwrap();
+        assert_eq!(plain, serde_json::json!({}));
     }
 }
