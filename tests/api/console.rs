@@ -12,7 +12,7 @@ use tollgate::service::accounts::Registration;
 use tollgate::service::admin::{Fix, UserQuery};
 use tollgate::service::api_keys::NewKey;
 use tollgate::service::audit::AuditFilter;
-use tollgate::service::decisions::Refusal;
+use tollgate::service::decisions::{Refusal, RefusalDetail};
 use tollgate::service::permissions::{allows, Action};
 use tollgate::service::revenue::RevenueTable;
 use tollgate::service::stripe_events::admin::{ReplayRequest, StripeEventQuery};
@@ -123,7 +123,13 @@ async fn target(engine: &Engine, n: usize) -> Target {
             status: 429,
             code: "rate_limited".into(),
             message: "too many requests".into(),
-            details: json!({"scope": "api", "limit": 30, "window_s": 3600, "retry_after_s": 10, "resets_at": "2030-01-01T00:00:00Z"}),
+            details: RefusalDetail::RateLimited(tollgate::error::RateLimited {
+                scope: "api".into(),
+                limit: 30,
+                window_s: 3600,
+                retry_after_s: 10,
+                resets_at: "2030-01-01T00:00:00Z".parse().unwrap(),
+            }),
             user_id: Some(user.id.to_string()),
             key_prefix: None,
             plan_version: Some("free@1".into()),
