@@ -30,22 +30,10 @@ impl Engine {
         ttl_secs: i64,
         impersonated_by: Option<&UserId>,
     ) -> Result<String, Error> {
-        let now = self.now().timestamp();
-        let claims = Claims {
-            sub: user.to_string(),
-            sid: session.to_string(),
-            role,
-            iat: now,
-            exp: now + ttl_secs,
+        self.sign(Claims {
             impersonated_by: impersonated_by.map(|u| u.to_string()),
-            impersonation_can_write: false,
-        };
-        encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(&self.keys().jwt),
-        )
-        .map_err(|e| Error::Internal(e.into()))
+            ..self.claims(user, session, role, ttl_secs)
+        })
     }
 
     pub(crate) fn sign_impersonation_token(
@@ -57,16 +45,28 @@ impl Engine {
         staff: &UserId,
         can_write: bool,
     ) -> Result<String, Error> {
+        self.sign(Claims {
+            impersonated_by: Some(staff.to_string()),
+            impersonation_can_write: can_write,
+            ..self.claims(user, session, role, ttl_secs)
+        })
+    }
+
+    /// The claims of a plain access token, issued now and valid for `ttl_secs`.
+    fn claims(&self, user: &UserId, session: &SessionId, role: Role, ttl_secs: i64) -> Claims {
         let now = self.now().timestamp();
-        let claims = Claims {
+        Claims {
             sub: user.to_string(),
             sid: session.to_string(),
             role,
             iat: now,
             exp: now + ttl_secs,
-            impersonated_by: Some(staff.to_string()),
-            impersonation_can_write: can_write,
-        };
+            impersonated_by: None,
+            impersonation_can_write: false,
+        }
+    }
+
+    fn sign(&self, claims: Claims) -> Result<String, Error> {
         encode(
             &Header::new(Algorithm::HS256),
             &claims,

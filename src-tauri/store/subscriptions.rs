@@ -25,58 +25,52 @@ const COLUMNS: &str = "id, user_id, plan_version_id, status, period_anchor, curr
      cancel_at_period_end, scheduled_plan_version_id, trial_end, grace_until, stripe_customer_id, \
      stripe_subscription_id, stripe_updated_at, created_at, updated_at";
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the subscription's state, from `plan_version_id` to `stripe_updated_at`, in the column
+/// order both statements below use.
+fn bind_state<'q>(q: AnyQuery<'q>, s: &'q SubscriptionRow) -> AnyQuery<'q> {
+    q.bind(&s.plan_version_id)
+        .bind(&s.status)
+        .bind(s.period_anchor)
+        .bind(s.current_period_start)
+        .bind(s.current_period_end)
+        .bind(s.cancel_at_period_end)
+        .bind(&s.scheduled_plan_version_id)
+        .bind(s.trial_end)
+        .bind(s.grace_until)
+        .bind(&s.stripe_customer_id)
+        .bind(&s.stripe_subscription_id)
+        .bind(s.stripe_updated_at)
+}
+
 #[tracing::instrument(level = "debug", skip_all, fields(user = %s.user_id))]
 pub async fn insert(conn: &mut AnyConnection, s: &SubscriptionRow) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO subscriptions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    ))
-    .bind(&s.id)
-    .bind(&s.user_id)
-    .bind(&s.plan_version_id)
-    .bind(&s.status)
-    .bind(s.period_anchor)
-    .bind(s.current_period_start)
-    .bind(s.current_period_end)
-    .bind(s.cancel_at_period_end)
-    .bind(&s.scheduled_plan_version_id)
-    .bind(s.trial_end)
-    .bind(s.grace_until)
-    .bind(&s.stripe_customer_id)
-    .bind(&s.stripe_subscription_id)
-    .bind(s.stripe_updated_at)
-    .bind(s.created_at)
-    .bind(s.updated_at)
-    .execute(conn)
-    .await?;
+    );
+    let q = bind_state(sqlx::query(&sql).bind(&s.id).bind(&s.user_id), s);
+    q.bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Writes every mutable field of a subscription.
 #[tracing::instrument(level = "debug", skip_all, fields(user = %s.user_id))]
 pub async fn update(conn: &mut AnyConnection, s: &SubscriptionRow) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let q = sqlx::query(
         "UPDATE subscriptions SET plan_version_id = $2, status = $3, period_anchor = $4, current_period_start = $5,
            current_period_end = $6, cancel_at_period_end = $7, scheduled_plan_version_id = $8, trial_end = $9,
            grace_until = $10, stripe_customer_id = $11, stripe_subscription_id = $12, stripe_updated_at = $13,
            updated_at = $14
          WHERE id = $1",
-    )
-    .bind(&s.id)
-    .bind(&s.plan_version_id)
-    .bind(&s.status)
-    .bind(s.period_anchor)
-    .bind(s.current_period_start)
-    .bind(s.current_period_end)
-    .bind(s.cancel_at_period_end)
-    .bind(&s.scheduled_plan_version_id)
-    .bind(s.trial_end)
-    .bind(s.grace_until)
-    .bind(&s.stripe_customer_id)
-    .bind(&s.stripe_subscription_id)
-    .bind(s.stripe_updated_at)
-    .bind(s.updated_at)
-    .execute(conn)
-    .await?;
+    );
+    bind_state(q.bind(&s.id), s)
+        .bind(s.updated_at)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

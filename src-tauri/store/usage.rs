@@ -1,6 +1,6 @@
 //! Usage counters, credit balances and the usage events they are derived from.
 
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct CounterRow {
@@ -11,9 +11,10 @@ pub struct CounterRow {
     pub used: i64,
 }
 
-#[tracing::instrument(level = "debug", skip(pool))]
-pub async fn counter(
-    pool: &AnyPool,
+/// A counter's value, on the pool or inside a transaction.
+#[tracing::instrument(level = "debug", skip(ex))]
+pub async fn counter<'e>(
+    ex: impl Executor<'e, Database = Any>,
     user: &str,
     metric: &str,
     period_start: i64,
@@ -24,24 +25,7 @@ pub async fn counter(
     .bind(user)
     .bind(metric)
     .bind(period_start)
-    .fetch_optional(pool)
-    .await
-}
-
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn counter_in(
-    conn: &mut AnyConnection,
-    user: &str,
-    metric: &str,
-    period_start: i64,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT used FROM usage_counters WHERE user_id = $1 AND metric = $2 AND period_start = $3",
-    )
-    .bind(user)
-    .bind(metric)
-    .bind(period_start)
-    .fetch_optional(conn)
+    .fetch_optional(ex)
     .await
 }
 
@@ -114,9 +98,10 @@ pub struct CreditRow {
     pub granted_for: i64,
 }
 
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn credits_in(
-    conn: &mut AnyConnection,
+/// A credit balance, on the pool or inside a transaction (`lock`: `FOR UPDATE` on PostgreSQL).
+#[tracing::instrument(level = "debug", skip(ex))]
+pub async fn credits<'e>(
+    ex: impl Executor<'e, Database = Any>,
     user: &str,
     metric: &str,
     lock: bool,
@@ -129,23 +114,8 @@ pub async fn credits_in(
     sqlx::query_as(sql)
         .bind(user)
         .bind(metric)
-        .fetch_optional(conn)
+        .fetch_optional(ex)
         .await
-}
-
-#[tracing::instrument(level = "debug", skip(pool))]
-pub async fn credits(
-    pool: &AnyPool,
-    user: &str,
-    metric: &str,
-) -> Result<Option<CreditRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT balance, granted_for FROM credit_balances WHERE user_id = $1 AND metric = $2",
-    )
-    .bind(user)
-    .bind(metric)
-    .fetch_optional(pool)
-    .await
 }
 
 #[tracing::instrument(level = "debug", skip(conn))]
@@ -261,9 +231,10 @@ pub struct EventRow {
 
 const EVENT_COLUMNS: &str = "id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, released";
 
-#[tracing::instrument(level = "debug", skip(pool))]
-pub async fn event_by_key(
-    pool: &AnyPool,
+/// The consumption recorded under an idempotency key, on the pool or inside a transaction.
+#[tracing::instrument(level = "debug", skip(ex))]
+pub async fn event_by_key<'e>(
+    ex: impl Executor<'e, Database = Any>,
     user: &str,
     key: &str,
 ) -> Result<Option<EventRow>, sqlx::Error> {
@@ -272,22 +243,7 @@ pub async fn event_by_key(
     ))
     .bind(user)
     .bind(key)
-    .fetch_optional(pool)
-    .await
-}
-
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn event_by_key_in(
-    conn: &mut AnyConnection,
-    user: &str,
-    key: &str,
-) -> Result<Option<EventRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {EVENT_COLUMNS} FROM usage_events WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'consume'"
-    ))
-    .bind(user)
-    .bind(key)
-    .fetch_optional(conn)
+    .fetch_optional(ex)
     .await
 }
 

@@ -21,7 +21,7 @@ impl Engine {
         let mut tx = self.db().begin().await?;
         let ev = match (event_id, idempotency_key) {
             (Some(id), _) => usage::event_in(&mut tx, id).await?,
-            (None, Some(k)) => usage::event_by_key_in(&mut tx, uid, k).await?,
+            (None, Some(k)) => usage::event_by_key(&mut *tx, uid, k).await?,
             (None, None) => {
                 return Err(Error::validation(
                     "event_id",
@@ -87,7 +87,7 @@ impl Engine {
             .ok_or(Error::NotFound("usage event answer"))?;
         answer.replayed = false;
         if ev.period_start == CREDIT_PERIOD {
-            let balance = usage::credits(self.db().read(), uid, &ev.metric)
+            let balance = usage::credits(self.db().read(), uid, &ev.metric, false)
                 .await?
                 .map(|c| c.balance)
                 .unwrap_or(0);
@@ -123,7 +123,7 @@ impl Engine {
         let uid = user.as_str();
         let start = ms(window.start);
         let mut tx = self.db().begin().await?;
-        let used = usage::counter_in(&mut tx, uid, metric, start)
+        let used = usage::counter(&mut *tx, uid, metric, start)
             .await?
             .unwrap_or(0);
         if used > 0 {

@@ -26,11 +26,11 @@ impl Engine {
         request_id: Option<&str>,
     ) -> Result<()> {
         let pg = self.db().kind() == crate::store::Kind::Postgres;
-        let row = match usage::credits_in(tx, uid, metric, pg).await? {
+        let row = match usage::credits(&mut *tx, uid, metric, pg).await? {
             Some(r) => r,
             None => {
                 usage::add_credits_upsert(tx, uid, metric, 0, i64::MIN).await?;
-                usage::credits_in(tx, uid, metric, pg)
+                usage::credits(&mut *tx, uid, metric, pg)
                     .await?
                     .ok_or(Error::NotFound("credit balance"))?
             }

@@ -24,7 +24,7 @@ impl Engine {
         let event_id = new_event_id();
         let mut tx = self.db().begin().await?;
         if let Some(k) = req.idempotency_key {
-            if let Some(ev) = usage::event_by_key_in(&mut tx, uid, k).await? {
+            if let Some(ev) = usage::event_by_key(&mut *tx, uid, k).await? {
                 return replay(ev.answer.as_deref().unwrap_or("{}"));
             }
         }
@@ -54,7 +54,7 @@ impl Engine {
                         start,
                     ),
                     None => {
-                        let used = usage::counter_in(&mut tx, uid, req.metric, start)
+                        let used = usage::counter(&mut *tx, uid, req.metric, start)
                             .await?
                             .unwrap_or(0);
                         let denial = Denial::QuotaExceeded {
@@ -94,7 +94,7 @@ impl Engine {
                         CREDIT_PERIOD,
                     ),
                     None => {
-                        let balance = usage::credits_in(&mut tx, uid, req.metric, false)
+                        let balance = usage::credits(&mut *tx, uid, req.metric, false)
                             .await?
                             .map(|c| c.balance)
                             .unwrap_or(0);

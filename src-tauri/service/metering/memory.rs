@@ -232,7 +232,7 @@ impl Engine {
             Rule::Credits { .. } => {
                 let key = (uid.to_owned(), req.metric.to_owned());
                 if !m.lock().credits.contains_key(&key) {
-                    let row = usage::credits(self.db().read(), uid, req.metric).await?;
+                    let row = usage::credits(self.db().read(), uid, req.metric, false).await?;
                     let v = row.map(stored_credits).unwrap_or(Credits::EMPTY);
                     m.lock().credits.entry(key).or_insert(v);
                 }

@@ -75,7 +75,7 @@ impl Engine {
                         .copied()
                 }) {
                     Some(v) => v,
-                    None => usage::credits(self.db().read(), uid, metric)
+                    None => usage::credits(self.db().read(), uid, metric, false)
                         .await?
                         .map(stored_credits)
                         .unwrap_or(Credits::EMPTY),
