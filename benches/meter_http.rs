@@ -12,15 +12,15 @@
 //! `BENCH_CONNECTIONS` (32), `BENCH_THREADS` (wrk threads, 2).
 
 mod common;
+#[allow(dead_code)] // the tests use more of it
+#[path = "../tests/api/process.rs"]
+mod process;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tollgate::service::accounts::Registration;
 use tollgate::service::api_keys::NewKey;
-
-const SECRET: &str = "benchmark-secret-0123456789";
 
 /// One metric whose limits the run never reaches, and an API rate limit it never reaches.
 const PLANS: &str = r#"
@@ -115,9 +115,9 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
         started.elapsed().as_secs_f64()
     );
 
-    let (mut server, addr) = start_server(url);
-    let pid = server.id();
-    let base = format!("http://{addr}");
+    let mut server = process::start_server_with(url, &[("TOLLGATE_SECRET", common::SECRET)]);
+    let pid = server.child.id();
+    let base = server.base.clone();
     let wrk = |name, method, path, body, count, secs| {
         run_wrk(
             name, &base, &script, &keys_file, method, path, body, count, secs,
@@ -154,7 +154,7 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
     // Let the requests wrk left in flight finish before reading the server's count.
     std::thread::sleep(Duration::from_millis(500));
     let decided = allowed_decisions(&base);
-    stop(&mut server);
+    server.stop();
 
     let bare = runs[0].per_sec;
     println!("\n{label}, {users} customers, {seconds} s per route, peak RSS {rss:.0} MB (after the bare route: {rss_bare:.0} MB)");
@@ -192,10 +192,9 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
     if let Some(d) = decided {
         ok &= d == counted;
     }
-    let verify = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+    let verify = process::tollgate_command(url)
+        .env("TOLLGATE_SECRET", common::SECRET)
         .args(["usage", "verify"])
-        .env("TOLLGATE_DATABASE_URL", url)
-        .env("TOLLGATE_SECRET", SECRET)
         .output()
         .expect("run tollgate usage verify");
     let verified = verify.status.success();
@@ -272,35 +271,6 @@ async fn seed(url: &str, users: usize) -> Vec<String> {
     }
     engine.shutdown().await;
     keys
-}
-
-fn start_server(url: &str) -> (Child, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["serve", "--addr", &addr])
-        .env("TOLLGATE_DATABASE_URL", url)
-        .env("TOLLGATE_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the tollgate binary");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, addr)
-}
-
-fn stop(server: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -8,7 +8,9 @@
 
 mod setup;
 
-pub use setup::{backend, database_url, env_or, percentile, run, serve, sign_in, start_engine};
+pub use setup::{
+    backend, database_url, env_or, percentile, run, serve, sign_in, start_engine, SECRET,
+};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

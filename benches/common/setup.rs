@@ -30,13 +30,14 @@ pub fn database_url(dir: &tempfile::TempDir) -> String {
         .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()))
 }
 
+/// The secret every benchmark's engine and server share (keys are hashed with it).
+pub const SECRET: &str = "benchmark-secret-0123456789";
+
 /// An engine on `url` with a fixed secret (PostgreSQL needs one) and cheap password hashing,
 /// so that set-up does not dominate the run.
 pub async fn start_engine(url: &str) -> Engine {
     let mut settings = Settings::for_database(url);
-    settings.secret = Some(tollgate::domain::SecretString::new(
-        "benchmark-secret-0123456789",
-    ));
+    settings.secret = Some(tollgate::domain::SecretString::new(SECRET));
     settings.argon2.memory_kib = 1024;
     settings.argon2.iterations = 1;
     Engine::start(settings).await.expect("the engine starts")

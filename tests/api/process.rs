@@ -1,6 +1,6 @@
 //! The real `tollgate` binary in its own process: started on a free loopback port against a
 //! database, stopped with a signal. Tests that need a process boundary (a kill, several
-//! instances, the CLI beside a server) start it from here.
+//! instances, the CLI beside a server) start it from here; so does the `meter_http` benchmark.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,6 +57,15 @@ pub fn tollgate_command(url: &str) -> Command {
 }
 
 impl Server {
+    /// SIGTERM, then waits: the server finishes what is in flight and stops.
+    #[allow(dead_code)]
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
