@@ -189,8 +189,11 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
     let mut ok = counted == events
         && counted >= meter.ok as i64
         && counted <= (meter.ok + connections) as i64;
+    // The server's own count of allowed decisions is taken when the handler answers; a
+    // request wrk abandoned at the end may be consumed (the writer commits it) without its
+    // handler running to the end, so the server may count up to one fewer per connection.
     if let Some(d) = decided {
-        ok &= d == counted;
+        ok &= d <= counted && counted <= d + connections as i64;
     }
     let verify = process::tollgate_command(url)
         .env("TOLLGATE_SECRET", common::SECRET)
