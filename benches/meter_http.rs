@@ -4,7 +4,8 @@
 //! route of the same server (`GET /health/live`), `GET /v1/me` and `POST /v1/meter`: requests
 //! per second, p50, p99, errors, the ratio to the bare route, and the server's peak RSS. Then
 //! checks that the counters add up to the allowed answers and that `tollgate usage verify` is
-//! clean. With `BENCH_DATABASE_URL=postgres://…` it runs once more on a new database there.
+//! clean. With `BENCH_DATABASE_URL=postgres://…` it runs once more on a new database there,
+//! with `BENCH_INSTANCES` servers (1 by default) sharing that database and the load.
 //!
 //! `cargo bench --no-default-features --bench meter_http` (needs `wrk`: `scripts/install-deps`)
 //!
@@ -115,12 +116,21 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
         started.elapsed().as_secs_f64()
     );
 
-    let mut server = process::start_server_with(url, &[("TOLLGATE_SECRET", common::SECRET)]);
-    let pid = server.child.id();
-    let base = server.base.clone();
+    // PostgreSQL can serve several instances at once: BENCH_INSTANCES of them share the load
+    // (SQLite runs one).
+    let instances: usize = if url.starts_with("postgres") {
+        common::env_or("BENCH_INSTANCES", 1)
+    } else {
+        1
+    };
+    let mut servers: Vec<_> = (0..instances.max(1))
+        .map(|_| process::start_server_with(url, &[("TOLLGATE_SECRET", common::SECRET)]))
+        .collect();
+    let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let wrk = |name, method, path, body, count, secs| {
-        run_wrk(
-            name, &base, &script, &keys_file, method, path, body, count, secs,
+        run_wrk_on(
+            &bases, name, &script, &keys_file, method, path, body, count, secs,
         )
     };
     // Warm the caches of every customer once, then measure.
@@ -133,7 +143,7 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
         false,
         seconds,
     )];
-    let rss_bare = peak_rss_mb(pid);
+    let rss_bare = pids.iter().map(|&p| peak_rss_mb(p)).fold(0.0, f64::max);
     runs.push(wrk(
         "GET /v1/me (sk_ key)",
         "GET",
@@ -150,14 +160,19 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
         true,
         seconds,
     ));
-    let rss = peak_rss_mb(pid);
-    // Let the requests wrk left in flight finish before reading the server's count.
+    let rss = pids.iter().map(|&p| peak_rss_mb(p)).fold(0.0, f64::max);
+    // Let the requests wrk left in flight finish before reading the servers' counts.
     std::thread::sleep(Duration::from_millis(500));
-    let decided = allowed_decisions(&base);
-    server.stop();
+    let decided = bases
+        .iter()
+        .map(|b| allowed_decisions(b))
+        .sum::<Option<i64>>();
+    for server in &mut servers {
+        server.stop();
+    }
 
     let bare = runs[0].per_sec;
-    println!("\n{label}, {users} customers, {seconds} s per route, peak RSS {rss:.0} MB (after the bare route: {rss_bare:.0} MB)");
+    println!("\n{label}, {instances} instance(s), {users} customers, {seconds} s per route, peak RSS {rss:.0} MB per instance (after the bare route: {rss_bare:.0} MB)");
     println!(
         "{:<24} {:>10} {:>10} {:>8} {:>8} {:>7} {:>6}",
         "route", "requests", "req/s", "p50 ms", "p99 ms", "errors", "ratio"
@@ -276,6 +291,53 @@ async fn seed(url: &str, users: usize) -> Vec<String> {
     keys
 }
 
+/// One wrk per instance at the same time, the connections shared among them; the answers are
+/// added up, and the latencies are the slowest instance's.
+#[allow(clippy::too_many_arguments)]
+fn run_wrk_on(
+    bases: &[String],
+    name: &'static str,
+    script: &Path,
+    keys: &Path,
+    method: &str,
+    path: &str,
+    body: &str,
+    count: bool,
+    seconds: u64,
+) -> Run {
+    let connections: u32 = common::env_or("BENCH_CONNECTIONS", 32);
+    let each = (connections / bases.len() as u32).max(threads_per_wrk());
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = bases
+            .iter()
+            .map(|base| {
+                s.spawn(move || {
+                    run_wrk(
+                        name, base, script, keys, method, path, body, count, seconds, each,
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("wrk"))
+            .collect()
+    });
+    Run {
+        name,
+        requests: runs.iter().map(|r| r.requests).sum(),
+        per_sec: runs.iter().map(|r| r.per_sec).sum(),
+        p50_ms: runs.iter().map(|r| r.p50_ms).fold(0.0, f64::max),
+        p99_ms: runs.iter().map(|r| r.p99_ms).fold(0.0, f64::max),
+        errors: runs.iter().map(|r| r.errors).sum(),
+        ok: runs.iter().map(|r| r.ok).sum(),
+    }
+}
+
+fn threads_per_wrk() -> u32 {
+    common::env_or("BENCH_THREADS", 2)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_wrk(
     name: &'static str,
@@ -287,9 +349,9 @@ fn run_wrk(
     body: &str,
     count: bool,
     seconds: u64,
+    connections: u32,
 ) -> Run {
-    let threads: u32 = common::env_or("BENCH_THREADS", 2);
-    let connections: u32 = common::env_or("BENCH_CONNECTIONS", 32);
+    let threads = threads_per_wrk();
     let out = Command::new("wrk")
         .arg(format!("-t{threads}"))
         .arg(format!("-c{connections}"))
