@@ -374,7 +374,7 @@ async fn an_instance_whose_redis_is_away_serves_limited_locally_and_says_so() {
     );
 
     // Not open: the local count still refuses the eleventh call.
-    let answers = burst(&app.http, &[app.base.clone()], &key, 11).await;
+    let answers = burst(&app.http, std::slice::from_ref(&app.base), &key, 11).await;
     assert_eq!(allowed(&answers[0]), 10, "{answers:?}");
     assert_eq!(answers[0].iter().filter(|s| **s == 429).count(), 1);
 }
