@@ -24,7 +24,7 @@ const FIRST_PROBE_AFTER: Duration = Duration::from_millis(250);
 /// Every key Tollgate writes starts with this: one hash per subject, so that clearing a
 /// user's limits is one `DEL`.
 const KEY_PREFIX: &str = "tollgate:rl:";
-/// What the probe deletes: a key no subject can have (subjects are ids, `ip:…` or emails).
+/// What the probe counts in: a key no subject can have (subjects are ids, `ip:…` or emails).
 const PROBE_KEY: &str = "tollgate:rl:~probe";
 
 /// Counts one request of a subject in a scope's window.
@@ -132,15 +132,9 @@ impl SharedWindows {
         let start = super::window_start(limit, now);
         // The hash outlives its longest window by a second.
         let keep_ms = limit.window_secs.saturating_mul(1000).saturating_add(1000);
-        let mut conn = self.state.conn.clone();
         let mut call = self.state.hit.key(format!("{KEY_PREFIX}{subject}"));
         call.arg(scope).arg(start).arg(limit.requests).arg(keep_ms);
-        let answer: Result<(i64, i64, i64), String> =
-            match tokio::time::timeout(CALL_TIMEOUT, call.invoke_async(&mut conn)).await {
-                Ok(Ok(answer)) => Ok(answer),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {} ms", CALL_TIMEOUT.as_millis())),
-            };
+        let answer: Result<(i64, i64, i64), String> = self.state.run(&call).await;
         match answer {
             Ok((allowed, count, start)) => Some(SharedCount {
                 start,
@@ -162,16 +156,11 @@ impl SharedWindows {
             );
             return None;
         }
-        let mut conn = self.state.conn.clone();
         let call = self.state.clear.key(format!("{KEY_PREFIX}{subject}"));
-        match tokio::time::timeout(CALL_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await {
-            Ok(Ok(n)) => Some(usize::try_from(n).unwrap_or(0)),
-            Ok(Err(e)) => {
-                self.state.degrade(&e.to_string());
-                None
-            }
-            Err(_) => {
-                self.state.degrade("no answer in time");
+        match self.state.run::<i64>(&call).await {
+            Ok(n) => Some(usize::try_from(n).unwrap_or(0)),
+            Err(e) => {
+                self.state.degrade(&e);
                 None
             }
         }
@@ -192,12 +181,22 @@ impl SharedWindows {
 }
 
 impl State {
-    /// One round trip that runs a script and writes, as a request would.
+    /// One round trip that runs the counting script and writes, as a request would (a Redis
+    /// that answers PING but refuses writes, full or read-only, is still away for us).
     async fn probe(&self) -> Result<(), String> {
+        let mut call = self.hit.key(PROBE_KEY);
+        call.arg("probe").arg(0).arg(i64::MAX).arg(1000);
+        self.run::<(i64, i64, i64)>(&call).await.map(drop)
+    }
+
+    /// One script call, given up after [`CALL_TIMEOUT`].
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, String> {
         let mut conn = self.conn.clone();
-        let call = self.clear.key(PROBE_KEY);
-        match tokio::time::timeout(CALL_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await {
-            Ok(Ok(_)) => Ok(()),
+        match tokio::time::timeout(CALL_TIMEOUT, call.invoke_async(&mut conn)).await {
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {} ms", CALL_TIMEOUT.as_millis())),
         }
