@@ -108,10 +108,13 @@ impl RedisServer {
 
     /// Starts it (again) on its port, empty, and waits until it accepts connections.
     fn restart(&mut self) {
-        let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("redis-server");
+        // From PATH, else where Debian's package puts it (/usr/sbin is not always on PATH).
+        let binary = std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join("redis-server"))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| "/usr/bin/redis-server".into());
         let child = Command::new(binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
