@@ -23,9 +23,10 @@ serve:
 	cargo run --release --no-default-features -- serve
 
 # The UI is built first: the binary that `cargo test` builds embeds ui/dist, and the
-# end-to-end run drives that same binary (target/debug/tollgate).
+# end-to-end run drives that same binary (target/debug/tollgate). The tests get a throw-away
+# PostgreSQL server and a throw-away Redis server.
 test: deps ui-check api-reference
-	scripts/with-postgres cargo test
+	scripts/with-postgres scripts/with-redis cargo test
 	scripts/e2e
 
 deps:

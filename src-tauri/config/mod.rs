@@ -3,8 +3,10 @@
 //! `TOLLGATE_ARGON2__MEMORY_KIB`).
 
 mod cidr;
+mod redis_url;
 
 pub use cidr::{parse_trusted, Cidr};
+pub use redis_url::RedisUrl;
 
 use crate::domain::SecretString;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -52,6 +54,11 @@ pub struct Settings {
     pub public_url: String,
     /// `TOLLGATE_PRODUCT_NAME`: the name mail and authenticator apps show.
     pub product_name: String,
+    /// `TOLLGATE_REDIS_URL`: rate-limit windows live in this Redis, shared by every instance
+    /// that names it. Without it each instance counts alone. A URL that does not parse fails
+    /// loading.
+    #[serde(default, deserialize_with = "redis_url::deserialize")]
+    pub redis_url: Option<RedisUrl>,
 }
 
 /// Which strategy decides consumptions (`TOLLGATE_METERING`).
@@ -202,7 +209,7 @@ impl Settings {
         fig = fig.merge(
             Env::prefixed("TOLLGATE_")
                 .split("__")
-                .ignore(&["test_postgres_url"]),
+                .ignore(&["test_postgres_url", "test_redis_url"]),
         );
         Ok(fig.extract()?)
     }
@@ -227,6 +234,7 @@ impl Settings {
             mail_from: MAIL_FROM.into(),
             public_url: PUBLIC_URL.into(),
             product_name: PRODUCT_NAME.into(),
+            redis_url: None,
         }
     }
 
@@ -317,6 +325,25 @@ mod tests {
             assert_eq!(s.public_url, "https://api.acme.test");
             assert_eq!(s.product_name, PRODUCT_NAME);
             assert!(!format!("{s:?}").contains("hunter2"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_redis_url_is_read_checked_and_hidden() {
+        figment::Jail::expect_with(|jail| {
+            let s = Settings::load(None).expect("loads");
+            assert!(s.redis_url.is_none());
+            jail.set_env("TOLLGATE_REDIS_URL", "redis://:hunter2@127.0.0.1:6390/1");
+            let s = Settings::load(None).expect("loads");
+            let url = s.redis_url.as_ref().expect("set");
+            assert_eq!(url.display(), "redis://127.0.0.1:6390/1");
+            assert!(!format!("{s:?}").contains("hunter2"));
+            jail.set_env("TOLLGATE_REDIS_URL", "");
+            assert!(Settings::load(None).expect("loads").redis_url.is_none());
+            jail.set_env("TOLLGATE_REDIS_URL", "127.0.0.1:6379");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("TOLLGATE_REDIS_URL"), "{err}");
             Ok(())
         });
     }

@@ -1,4 +1,5 @@
 use super::AppState;
+use crate::service::readiness::Readiness;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -10,6 +11,7 @@ use utoipa_axum::routes;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
+        .routes(routes!(ready))
         .routes(routes!(metrics))
 }
 
@@ -44,6 +46,30 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
             )
         }
     }
+}
+
+/// Readiness for load balancers: the database answers and has every migration.
+///
+/// 200 while the database answers and has every migration this build embeds, 503 otherwise.
+/// `redis` tells where rate limits are counted (`ok`, `degraded`, `off`) and never makes the
+/// instance unavailable: one whose Redis is away limits locally and still serves.
+#[utoipa::path(get, path = "/ready", operation_id = "get_ready", tag = "system",
+    responses(
+        (status = 200, description = "send traffic to this instance", body = Readiness, examples(
+            ("shared" = (summary = "rate limits shared through Redis", value = json!({"status": "ok", "database": "ok", "migrations": "ok", "redis": "ok"}))),
+            ("degraded" = (summary = "Redis away: rate limits counted by this instance alone", value = json!({"status": "ok", "database": "ok", "migrations": "ok", "redis": "degraded"}))),
+            ("alone" = (summary = "no Redis configured", value = json!({"status": "ok", "database": "ok", "migrations": "ok", "redis": "off"}))))),
+        (status = 503, description = "the database is unreachable or lacks migrations", body = Readiness, examples(
+            ("unreachable" = (summary = "the database does not answer", value = json!({"status": "unavailable", "database": "unreachable", "migrations": "unknown", "redis": "ok"}))),
+            ("pending" = (summary = "run `tollgate migrate`", value = json!({"status": "unavailable", "database": "ok", "migrations": "pending", "redis": "off"})))))))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let readiness = state.engine.readiness().await;
+    let status = if readiness.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness))
 }
 
 /// Liveness: the process answers HTTP, and nothing else is checked (no database, no caller).

@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by route and status, meter decisions, request latency.
 
+use crate::service::rate_limits::RateLimitBackend;
 use crate::service::traffic::{ErrorCount, RequestCounts};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -232,6 +233,16 @@ pub async fn serve(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(),
+        state.metrics.render() + &rate_limit_gauge(state.engine.rate_limit_backend()),
+    )
+}
+
+/// 1 while Redis is configured but not answering (rate limits counted by this instance alone).
+fn rate_limit_gauge(backend: RateLimitBackend) -> String {
+    let degraded = u8::from(backend == RateLimitBackend::Degraded);
+    format!(
+        "# HELP tollgate_rate_limit_degraded 1 while Redis is configured but not answering and rate limits are counted by this instance alone.\n\
+         # TYPE tollgate_rate_limit_degraded gauge\n\
+         tollgate_rate_limit_degraded {degraded}\n"
     )
 }

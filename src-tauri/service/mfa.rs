@@ -133,7 +133,7 @@ impl Engine {
 
     /// Confirms enrolment with a first code; answers the ten recovery codes, shown this once.
     pub async fn confirm_totp(&self, user: &User, code: &str) -> Result<Vec<String>> {
-        self.count_mfa_attempt(&user.id)?;
+        self.count_mfa_attempt(&user.id).await?;
         let mut tx = self.db().begin().await?;
         let row = mfa::find_in(&mut tx, user.id.as_str())
             .await?
@@ -161,7 +161,7 @@ impl Engine {
         user: &User,
         factor: SecondFactor<'_>,
     ) -> Result<()> {
-        self.count_mfa_attempt(&user.id)?;
+        self.count_mfa_attempt(&user.id).await?;
         let row = mfa::find_in(tx, user.id.as_str())
             .await?
             .filter(|r| r.confirmed_at.is_some())
@@ -180,10 +180,11 @@ impl Engine {
         }
     }
 
-    fn count_mfa_attempt(&self, user: &UserId) -> Result<()> {
+    async fn count_mfa_attempt(&self, user: &UserId) -> Result<()> {
         self.inner
             .limiter
             .hit("mfa", user.as_str(), ATTEMPTS, self.now())
+            .await
             .map(drop)
     }
 

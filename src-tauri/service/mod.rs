@@ -18,6 +18,7 @@ pub mod passwords;
 pub mod permissions;
 pub mod plans_admin;
 pub mod rate_limits;
+pub mod readiness;
 pub mod recovery;
 pub mod revenue;
 pub mod seed;
@@ -122,6 +123,7 @@ impl Engine {
         }
         let passwords = PasswordHasher::new(&settings.argon2)?;
         let mailer = mail::transport(&settings)?;
+        let limiter = rate_limits::Limiter::start(settings.redis_url.as_ref()).await?;
         let memory = match (settings.metering, db.kind()) {
             (MeteringStrategy::Memory, _) | (MeteringStrategy::Auto, Kind::Sqlite) => {
                 Some(metering::MemoryMeter::start(db.clone()))
@@ -140,7 +142,7 @@ impl Engine {
                 plan_versions: RwLock::new(HashMap::new()),
                 subscriptions: RwLock::new(HashMap::new()),
                 memory,
-                limiter: rate_limits::Limiter::default(),
+                limiter,
                 key_cache: RwLock::new(HashMap::new()),
                 authorizations: Mutex::new(None),
                 revenue: tokio::sync::Mutex::new(None),

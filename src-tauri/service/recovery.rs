@@ -132,12 +132,15 @@ impl Engine {
         if self.email_verified_at(user).await?.is_some() {
             return Err(Error::EmailAlreadyVerified);
         }
-        self.inner.limiter.hit(
-            "verify_email_resend",
-            user.as_str(),
-            RESEND_LIMIT,
-            self.now(),
-        )?;
+        self.inner
+            .limiter
+            .hit(
+                "verify_email_resend",
+                user.as_str(),
+                RESEND_LIMIT,
+                self.now(),
+            )
+            .await?;
         self.send_verification(&account, None).await
     }
 
@@ -189,17 +192,21 @@ impl Engine {
         if let Some(limit) = catalog.catalog.anonymous_limit("password_reset") {
             self.inner
                 .limiter
-                .hit("password_reset", &format!("ip:{ip}"), limit, self.now())?;
+                .hit("password_reset", &format!("ip:{ip}"), limit, self.now())
+                .await?;
         }
         let Ok(email) = Email::parse(email) else {
             return Ok(());
         };
-        self.inner.limiter.hit(
-            "password_reset_email",
-            email.as_str(),
-            RESET_PER_EMAIL,
-            self.now(),
-        )?;
+        self.inner
+            .limiter
+            .hit(
+                "password_reset_email",
+                email.as_str(),
+                RESET_PER_EMAIL,
+                self.now(),
+            )
+            .await?;
         let Some(row) = users::find_live_by_email(self.db().read(), &email).await? else {
             return Ok(());
         };

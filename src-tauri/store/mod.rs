@@ -13,6 +13,7 @@ pub mod catalogs;
 pub mod mail;
 pub mod mfa;
 pub mod revenue;
+pub mod schema;
 pub mod seed;
 pub mod sessions;
 pub mod settings;
@@ -140,11 +141,7 @@ impl Db {
 
     /// Applies pending migrations for this backend.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.kind {
-            Kind::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Kind::Postgres => sqlx::migrate!("migrations/postgres"),
-        };
-        migrator
+        schema::migrator(self.kind)
             .run(&self.write)
             .await
             .context("applying migrations")?;

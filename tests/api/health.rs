@@ -70,3 +70,41 @@ async fn liveness_answers_without_the_database() {
     let res = app.http.post(app.url("/health/live")).send().await.unwrap();
     assert_eq!(res.status(), 405);
 }
+
+on_both!(ready_needs_the_database_and_every_migration);
+async fn ready_needs_the_database_and_every_migration(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let res = app.http.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ok", "database": "ok", "migrations": "ok", "redis": "off"})
+    );
+
+    // A database behind this build (the newest migration not applied): not ready.
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(app.engine.db().write())
+    .await
+    .unwrap();
+    let res = app.http.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["migrations"], "pending");
+
+    app.engine.db().close().await;
+    let res = app.http.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["database"], "unreachable");
+    assert_eq!(body["redis"], "off");
+    // Liveness is not readiness.
+    let res = app.http.get(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -29,6 +29,21 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
+/// The Redis server tests share, from `TOLLGATE_TEST_REDIS_URL` (set by `scripts/with-redis`).
+/// Without it Redis tests are skipped locally and fail in CI.
+pub fn redis_test_url() -> Option<String> {
+    match std::env::var("TOLLGATE_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok() => {
+            panic!("CI must set TOLLGATE_TEST_REDIS_URL (use scripts/with-redis)")
+        }
+        _ => {
+            eprintln!("TOLLGATE_TEST_REDIS_URL is not set: skipping this Redis test");
+            None
+        }
+    }
+}
+
 /// A database that exists for one test and is removed after it.
 pub struct TestDb {
     pub url: String,

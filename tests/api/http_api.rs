@@ -957,6 +957,7 @@ async fn openapi_documents_every_route_and_docs_page_is_served() {
         ("post", "/v1/meter/release"),
         ("get", "/v1/entitlements/{feature}"),
         ("get", "/health"),
+        ("get", "/ready"),
         ("get", "/metrics"),
     ];
     for (method, path) in routes {

@@ -806,7 +806,7 @@ async fn rate_limits_follow_the_plan_and_can_be_cleared(backend: Backend) {
         panic!()
     };
     assert_eq!((d.limit, d.retry_after_s), (10, 3600));
-    app.engine.clear_rate_limits(&u.id);
+    app.engine.clear_rate_limits(&u.id).await;
     assert!(app.engine.check_rate_limit(&u.id, "api").await.is_ok());
     app.clock.advance(Duration::hours(1));
     assert_eq!(

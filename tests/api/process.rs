@@ -12,7 +12,7 @@ pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
-    /// `127.0.0.1:PORT`
+    /// `127.0.0.1:PORT`, for tests that name the instance without a scheme.
     #[allow(dead_code)]
     pub addr: String,
 }

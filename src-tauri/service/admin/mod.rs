@@ -193,7 +193,7 @@ impl Engine {
                 Some(&self.draft(actor, "user.suspend", &target, Some(reason))),
             )
             .await?;
-        self.clear_rate_limits(id);
+        self.clear_rate_limits(id).await;
         Ok(user)
     }
 
@@ -283,7 +283,7 @@ impl Engine {
     ) -> Result<usize> {
         self.authorize(actor, Action::ClearLimits)?;
         self.user(id).await?;
-        let cleared = self.clear_rate_limits(id);
+        let cleared = self.clear_rate_limits(id).await;
         let target = id.to_string();
         let mut tx = self.db().begin().await?;
         self.draft(actor, "user.limits_clear", &target, reason)
