@@ -12,6 +12,8 @@ pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// `127.0.0.1:PORT`, for tests that talk to it other than over HTTP.
+    #[allow(dead_code)]
     pub addr: String,
 }
 
