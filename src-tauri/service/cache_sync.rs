@@ -15,6 +15,7 @@
 
 use super::Engine;
 use crate::store::{cache_invalidations, Kind};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,30 +104,62 @@ impl Engine {
 
     /// Drops what `what` makes stale from this process's caches.
     pub async fn invalidate(&self, what: Invalidation) {
+        self.invalidate_all(vec![what]).await
+    }
+
+    /// [`Engine::invalidate`] for many changes at once, one pass over each cache (a bulk
+    /// change such as a plan migration announces one change per subscriber).
+    pub async fn invalidate_all(&self, changes: Vec<Invalidation>) {
+        if changes.is_empty() {
+            return;
+        }
         self.inner.cache_generation.fetch_add(1, Ordering::AcqRel);
-        match what {
-            Invalidation::Key(key) => self
-                .inner
+        let mut keys = HashSet::new();
+        let mut users = HashSet::new();
+        let mut subscribers = HashSet::new();
+        let mut catalog = false;
+        for c in changes {
+            match c {
+                Invalidation::Key(k) => {
+                    keys.insert(k);
+                }
+                Invalidation::User(u) => {
+                    users.insert(u.clone());
+                    subscribers.insert(u);
+                }
+                Invalidation::Subscription(u) => {
+                    subscribers.insert(u);
+                }
+                Invalidation::Catalog => catalog = true,
+                Invalidation::Unknown => {
+                    self.forget_all_cached();
+                    return;
+                }
+            }
+        }
+        if !keys.is_empty() || !users.is_empty() {
+            self.inner
                 .key_cache
                 .write()
                 .expect("key cache lock")
-                .retain(|_, k| k.value().key_id.as_str() != key),
-            Invalidation::User(user) => {
-                self.inner
-                    .key_cache
-                    .write()
-                    .expect("key cache lock")
-                    .retain(|_, k| k.value().user.id.as_str() != user);
-                self.subscription_changed(&user);
+                .retain(|_, k| {
+                    let k = k.value();
+                    !keys.contains(k.key_id.as_str()) && !users.contains(k.user.id.as_str())
+                });
+        }
+        if !subscribers.is_empty() {
+            self.inner
+                .subscriptions
+                .write()
+                .expect("subscription cache")
+                .retain(|user, _| !subscribers.contains(user));
+            self.forget_counters_of(&subscribers);
+        }
+        if catalog {
+            if let Err(e) = self.reload_catalog().await {
+                tracing::warn!(error = %e, "could not reload the plan catalog; it is read again on next use");
+                *self.inner.catalog.write().expect("catalog lock") = None;
             }
-            Invalidation::Subscription(user) => self.subscription_changed(&user),
-            Invalidation::Catalog => {
-                if let Err(e) = self.reload_catalog().await {
-                    tracing::warn!(error = %e, "could not reload the plan catalog; it is read again on next use");
-                    *self.inner.catalog.write().expect("catalog lock") = None;
-                }
-            }
-            Invalidation::Unknown => self.forget_all_cached(),
         }
     }
 
@@ -210,11 +243,15 @@ impl Engine {
                 match cache_invalidations::after(&pool, last, 500).await {
                     Ok(rows) => {
                         let full = rows.len() == 500;
-                        for r in rows {
+                        if let Some(r) = rows.last() {
                             last = r.id;
-                            self.invalidate(Invalidation::parse(&r.kind, &r.subject))
-                                .await;
                         }
+                        self.invalidate_all(
+                            rows.iter()
+                                .map(|r| Invalidation::parse(&r.kind, &r.subject))
+                                .collect(),
+                        )
+                        .await;
                         if !full {
                             break;
                         }

@@ -256,8 +256,14 @@ impl Engine {
             if let Err(e) = self.refresh_catalog().await {
                 tracing::warn!(error = %e, "could not check for a newer plan catalog");
             }
-            if !self.runs_background_work() {
-                continue;
+            // Trying here too (besides the renewing task) lets the first tick do the work.
+            match self.hold_upkeep_lease().await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not take the background lease");
+                    continue;
+                }
             }
             // Stripe events stored but not applied yet (a crash, an unknown customer).
             if let Err(e) = self.apply_pending_stripe_events().await {
