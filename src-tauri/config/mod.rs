@@ -36,6 +36,9 @@ pub struct Settings {
     /// How consumptions are decided: `auto` (memory on SQLite, database on PostgreSQL),
     /// `memory` (one process only) or `database`.
     pub metering: MeteringStrategy,
+    /// Background work shared by the instances on one database (`[background]`).
+    #[serde(default)]
+    pub background: BackgroundSettings,
     /// Stripe secret API key (`TOLLGATE_STRIPE_SECRET_KEY`); billing calls fail without it.
     pub stripe_secret_key: Option<SecretString>,
     /// Webhook signing secret(s) (`TOLLGATE_STRIPE_WEBHOOK_SECRET`); several, separated by
@@ -69,6 +72,22 @@ pub enum MeteringStrategy {
     Auto,
     Memory,
     Database,
+}
+
+/// Work that runs in one instance at a time (`[background]`,
+/// `TOLLGATE_BACKGROUND__LEASE_MS`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackgroundSettings {
+    /// How long the instance running the background work holds it without renewing (it
+    /// renews every third of this); another instance takes over this long after it dies.
+    pub lease_ms: u64,
+}
+
+impl Default for BackgroundSettings {
+    fn default() -> Self {
+        Self { lease_ms: 15_000 }
+    }
 }
 
 /// Stripe billing options other than the keys (`[stripe]`, `TOLLGATE_STRIPE__GRACE_DAYS`).
@@ -226,6 +245,7 @@ impl Settings {
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
             metering: MeteringStrategy::Auto,
+            background: BackgroundSettings::default(),
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             stripe_api_base: STRIPE_API_BASE.into(),

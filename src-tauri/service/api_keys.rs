@@ -2,6 +2,7 @@
 //! a display prefix and an HMAC-SHA256 keyed with the server secret; verifying is one keyed
 //! hash plus one indexed lookup.
 
+use super::cache_sync::Cached;
 use super::{crypto, Engine};
 use crate::domain::{KeyId, PlaintextApiKey, Scope, User, UserId, UserStatus};
 use crate::error::{Error, Result};
@@ -173,7 +174,7 @@ impl Engine {
             .read()
             .expect("key cache lock")
             .get(&hash)
-            .cloned();
+            .and_then(|c| c.fresh().cloned());
         if let Some(k) = cached {
             if k.expires_at.is_some_and(|e| e <= now) {
                 return Err(Error::ApiKeyExpired);
@@ -181,6 +182,7 @@ impl Engine {
             self.note_key_use(k.key_id.as_str(), now);
             return Ok(VerifiedKey::clone(&k));
         }
+        let generation = self.cache_generation();
         let row = api_keys::find_by_hash(self.db().read(), &hash)
             .await?
             .ok_or(Error::InvalidApiKey)?;
@@ -207,12 +209,12 @@ impl Engine {
             expires_at: row.expires_at,
             user,
         };
-        if self.db().kind() == crate::store::Kind::Sqlite {
+        if self.cache_unchanged_since(generation) {
             self.inner
                 .key_cache
                 .write()
                 .expect("key cache lock")
-                .insert(hash, Arc::new(verified.clone()));
+                .insert(hash, Cached::new(Arc::new(verified.clone())));
         }
         Ok(verified)
     }

@@ -93,7 +93,7 @@ fn checksum(s: &str) -> String {
 }
 
 impl Engine {
-    /// The current catalog (cached; reloaded after every apply).
+    /// The current catalog (cached; reloaded after every apply, here or in another process).
     pub async fn catalog(&self) -> Result<Arc<ActiveCatalog>> {
         if let Some(c) = self.inner.catalog.read().expect("catalog lock").clone() {
             return Ok(c);
@@ -122,8 +122,15 @@ impl Engine {
             catalog,
             plans,
         });
-        *self.inner.catalog.write().expect("catalog lock") = Some(active.clone());
-        Ok(active)
+        // Two reloads may finish out of order: the newer catalog wins.
+        let mut slot = self.inner.catalog.write().expect("catalog lock");
+        match slot.as_ref() {
+            Some(kept) if kept.version > active.version => Ok(kept.clone()),
+            _ => {
+                *slot = Some(active.clone());
+                Ok(active)
+            }
+        }
     }
 
     /// A plan version by id; versions never change, so they are cached for good.

@@ -6,11 +6,13 @@ pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod cache_sync;
 pub mod catalog;
 pub mod clock;
 pub mod crypto;
 pub mod decisions;
 pub mod entitlements;
+pub mod leases;
 pub mod mail;
 pub mod metering;
 pub mod mfa;
@@ -37,6 +39,7 @@ use clock::{Clock, SystemClock};
 use crypto::ServerKeys;
 use passwords::PasswordHasher;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Everything a service call needs: database, settings, keys and clock. Cheap to clone.
@@ -58,14 +61,21 @@ pub(crate) struct Inner {
     pub(crate) catalog: RwLock<Option<Arc<catalog::ActiveCatalog>>>,
     /// Published plan versions by id (immutable, so cached for good).
     pub(crate) plan_versions: RwLock<HashMap<String, Arc<catalog::PlanVersion>>>,
-    /// Subscriptions by user id, only when this process owns the database (SQLite).
-    pub(crate) subscriptions: RwLock<HashMap<String, Arc<store::subscriptions::SubscriptionRow>>>,
+    /// Subscriptions by user id (see `cache_sync` for how they stay correct).
+    pub(crate) subscriptions:
+        RwLock<HashMap<String, cache_sync::Cached<store::subscriptions::SubscriptionRow>>>,
     /// The memory metering strategy, when in use.
     pub(crate) memory: Option<metering::MemoryMeter>,
     pub(crate) limiter: rate_limits::Limiter,
-    /// Verified API keys by hash, only when this process owns the database (SQLite), where
-    /// every revocation and suspension passes through it and clears the cache.
-    pub(crate) key_cache: RwLock<HashMap<String, Arc<api_keys::VerifiedKey>>>,
+    /// Verified API keys by hash (see `cache_sync` for how they stay correct).
+    pub(crate) key_cache: RwLock<HashMap<String, cache_sync::Cached<api_keys::VerifiedKey>>>,
+    /// Bumped by every invalidation: a value read from the database is cached only if this
+    /// did not move during the read.
+    pub(crate) cache_generation: AtomicU64,
+    /// This process's name in lease rows.
+    pub(crate) holder: String,
+    /// Whether this process holds the upkeep lease (see `leases`).
+    pub(crate) runs_background: AtomicBool,
     /// Back-office actions checked, while [`Engine::note_authorizations`] is on: tests compare
     /// the transports by the actions their calls check.
     pub(crate) authorizations: Mutex<Option<Vec<permissions::Action>>>,
@@ -144,6 +154,9 @@ impl Engine {
                 memory,
                 limiter,
                 key_cache: RwLock::new(HashMap::new()),
+                cache_generation: AtomicU64::new(0),
+                holder: leases::holder_name(),
+                runs_background: AtomicBool::new(false),
                 authorizations: Mutex::new(None),
                 revenue: tokio::sync::Mutex::new(None),
                 mailer,
@@ -214,32 +227,52 @@ impl Engine {
         *slot = (*slot).max(at_ms);
     }
 
-    /// Background upkeep while a server runs: flushes key uses every few seconds, and
-    /// delivers the mail outbox.
+    /// Background work while a server runs. Every process flushes its own key uses, follows
+    /// cache invalidations and sends mail (each mail is claimed by one sender); the work that
+    /// must run once across processes (pending Stripe events, pruning) runs only in the holder
+    /// of the upkeep lease (see `leases`).
     pub fn spawn_upkeep(&self) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
-        let sender = self.clone();
         tokio::spawn(async move {
-            tokio::join!(engine.upkeep(), sender.run_mail_sender());
+            tokio::join!(
+                engine.upkeep(),
+                engine.keep_upkeep_lease(),
+                engine.follow_invalidations(),
+                engine.run_mail_sender()
+            );
         })
     }
 
     async fn upkeep(&self) {
-        let engine = self;
-        {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                if let Err(e) = engine.flush_key_uses().await {
-                    tracing::warn!(error = %e, "could not record API key uses");
+        let every = std::time::Duration::from_millis(self.settings().background.lease_ms.max(300))
+            .min(std::time::Duration::from_secs(15))
+            / 3;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.flush_key_uses().await {
+                tracing::warn!(error = %e, "could not record API key uses");
+            }
+            // The backstop of catalog invalidation.
+            if let Err(e) = self.refresh_catalog().await {
+                tracing::warn!(error = %e, "could not check for a newer plan catalog");
+            }
+            // Trying here too (besides the renewing task) lets the first tick do the work.
+            match self.hold_upkeep_lease().await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not take the background lease");
+                    continue;
                 }
-                if let Err(e) = engine.refresh_catalog().await {
-                    tracing::warn!(error = %e, "could not check for a newer plan catalog");
-                }
-                // Stripe events stored but not applied yet (a crash, an unknown customer).
-                if let Err(e) = engine.apply_pending_stripe_events().await {
-                    tracing::warn!(error = %e, "could not apply pending Stripe events");
-                }
+            }
+            // Stripe events stored but not applied yet (a crash, an unknown customer).
+            if let Err(e) = self.apply_pending_stripe_events().await {
+                tracing::warn!(error = %e, "could not apply pending Stripe events");
+            }
+            if let Err(e) = self.prune_cache_invalidations().await {
+                tracing::warn!(error = %e, "could not prune old cache invalidations");
             }
         }
     }
@@ -249,6 +282,7 @@ impl Engine {
         if let Err(e) = self.flush_key_uses().await {
             tracing::warn!(error = %e, "could not record API key uses at shutdown");
         }
+        self.release_upkeep_lease().await;
         self.db().close().await;
     }
 }

@@ -4,6 +4,7 @@
 //! usage, and credit plans grant the difference in allowance) or at the end of the period
 //! (downgrade: the old plan's limits hold until the period ends).
 
+use super::cache_sync::Cached;
 use super::catalog::PlanVersion;
 use super::Engine;
 use crate::domain::UserId;
@@ -164,36 +165,30 @@ impl Engine {
     }
 
     async fn subscription_row(&self, user: &UserId) -> Result<Arc<SubscriptionRow>> {
-        if self.caches_subscriptions() {
-            if let Some(row) = self
-                .inner
-                .subscriptions
-                .read()
-                .expect("subscription cache")
-                .get(user.as_str())
-            {
-                return Ok(row.clone());
-            }
+        if let Some(row) = self
+            .inner
+            .subscriptions
+            .read()
+            .expect("subscription cache")
+            .get(user.as_str())
+            .and_then(|c| c.fresh())
+        {
+            return Ok(row.clone());
         }
+        let generation = self.cache_generation();
         let row = Arc::new(
             subscriptions::for_user(self.db().read(), user.as_str())
                 .await?
                 .ok_or(Error::NotFound("subscription"))?,
         );
-        if self.caches_subscriptions() {
+        if self.cache_unchanged_since(generation) {
             self.inner
                 .subscriptions
                 .write()
                 .expect("subscription cache")
-                .insert(user.to_string(), row.clone());
+                .insert(user.to_string(), Cached::new(row.clone()));
         }
         Ok(row)
-    }
-
-    /// Subscriptions are cached only when one process owns the database (SQLite); with
-    /// PostgreSQL other instances may change them at any time.
-    fn caches_subscriptions(&self) -> bool {
-        self.db().kind() == crate::store::Kind::Sqlite
     }
 
     /// The subscription with the plan that applies at `now`. Periods of subscriptions that

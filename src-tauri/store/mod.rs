@@ -9,7 +9,9 @@ pub mod account_tokens;
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
+pub mod cache_invalidations;
 pub mod catalogs;
+pub mod leases;
 pub mod mail;
 pub mod mfa;
 pub mod revenue;
@@ -134,9 +136,14 @@ impl Db {
         &self.write
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction. On SQLite it takes the file's write lock at once
+    /// (`BEGIN IMMEDIATE`): when other processes share the file, a transaction that read
+    /// first and then wrote could otherwise fail with `SQLITE_BUSY` instead of waiting.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.write.begin().await
+        match self.kind {
+            Kind::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Kind::Postgres => self.write.begin().await,
+        }
     }
 
     /// Applies pending migrations for this backend.

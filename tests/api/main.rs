@@ -16,6 +16,7 @@ mod http_api;
 mod metering;
 mod process;
 mod revenue;
+mod scale_out;
 mod scale_redis;
 mod security;
 mod stats;

@@ -413,6 +413,15 @@ impl Engine {
         }
     }
 
+    /// [`Engine::forget_counters`] for several users, in one pass.
+    pub(crate) fn forget_counters_of(&self, users: &std::collections::HashSet<String>) {
+        if let Some(m) = &self.inner.memory {
+            let mut st = m.lock();
+            st.counters.retain(|(u, _, _), _| !users.contains(u));
+            st.credits.retain(|(u, _), _| !users.contains(u));
+        }
+    }
+
     pub(crate) fn forget_counters(&self, user: &str) {
         if let Some(m) = &self.inner.memory {
             let mut st = m.lock();
