@@ -11,6 +11,7 @@ pub mod clock;
 pub mod crypto;
 pub mod decisions;
 pub mod entitlements;
+pub mod login_throttle;
 pub mod mail;
 pub mod metering;
 pub mod mfa;
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     /// The memory metering strategy, when in use.
     pub(crate) memory: Option<metering::MemoryMeter>,
     pub(crate) limiter: rate_limits::Limiter,
+    /// Failed logins per account (and per account and address).
+    pub(crate) login_failures: login_throttle::LoginFailures,
     /// Verified API keys by hash, only when this process owns the database (SQLite), where
     /// every revocation and suspension passes through it and clears the cache.
     pub(crate) key_cache: RwLock<HashMap<String, Arc<api_keys::VerifiedKey>>>,
@@ -141,6 +144,7 @@ impl Engine {
                 subscriptions: RwLock::new(HashMap::new()),
                 memory,
                 limiter: rate_limits::Limiter::default(),
+                login_failures: login_throttle::LoginFailures::default(),
                 key_cache: RwLock::new(HashMap::new()),
                 authorizations: Mutex::new(None),
                 revenue: tokio::sync::Mutex::new(None),
