@@ -112,6 +112,10 @@ pub enum Error {
     FeatureNotInPlan(Box<FeatureNotInPlan>),
     #[error("too many requests for `{}`: retry in {} s", .0.scope, .0.retry_after_s)]
     RateLimited(Box<RateLimited>),
+    /// Too many failed logins for one account: from this client address, or from everywhere
+    /// for an address the account never signed in from. Ends with the window.
+    #[error("too many failed logins for this account: retry in {} s", .0.retry_after_s)]
+    TooManyLoginAttempts(Box<RateLimited>),
     #[error("unknown metric `{0}`")]
     UnknownMetric(String),
     #[error("unknown plan `{0}`")]
@@ -171,6 +175,9 @@ pub enum Error {
     MfaNotEnabled,
     #[error("two-factor authentication is already on")]
     MfaAlreadyEnabled,
+    /// The database did not answer (down, unreachable, locked by another process).
+    #[error("the database is unavailable: {0}")]
+    DatabaseUnavailable(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -219,6 +226,7 @@ error_codes! {
     InsufficientCredits => "insufficient_credits",
     FeatureNotInPlan => "feature_not_in_plan",
     RateLimited => "rate_limited",
+    TooManyLoginAttempts => "too_many_login_attempts",
     UnknownMetric => "unknown_metric",
     UnknownPlan => "unknown_plan",
     InvalidCatalog => "invalid_catalog",
@@ -246,6 +254,7 @@ error_codes! {
     InvalidMfaCode => "invalid_mfa_code",
     MfaNotEnabled => "mfa_not_enabled",
     MfaAlreadyEnabled => "mfa_already_enabled",
+    DatabaseUnavailable => "database_unavailable",
     Internal => "internal",
 }
 
@@ -271,7 +280,35 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        if database_unavailable(&e) {
+            return Error::DatabaseUnavailable(e.to_string());
+        }
         Error::Internal(anyhow::Error::new(e))
+    }
+}
+
+/// Whether a database error says the database cannot be reached or used right now (a 503 the
+/// client may retry), rather than that the request or the code is wrong.
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY and SQLITE_LOCKED, and their extended codes: another process
+                // held the lock past the busy timeout.
+                code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+            } else {
+                // PostgreSQL: class 08 (connection exception), the server shutting down or
+                // starting (57P01 to 57P03), too many connections (53300).
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            }
+        }
+        _ => false,
     }
 }
 

@@ -75,6 +75,7 @@ pub enum ErrorCode {
     InsufficientCredits,
     FeatureNotInPlan,
     RateLimited,
+    TooManyLoginAttempts,
     UnknownMetric,
     UnknownPlan,
     InvalidCatalog,
@@ -102,6 +103,7 @@ pub enum ErrorCode {
     InvalidMfaCode,
     MfaNotEnabled,
     MfaAlreadyEnabled,
+    DatabaseUnavailable,
     /// The engine failed (for example, the database did not answer).
     Internal,
 }

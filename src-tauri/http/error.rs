@@ -112,7 +112,9 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::InsufficientScope(_)
         | Error::Forbidden => StatusCode::FORBIDDEN,
         Error::WrongPassword => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::QuotaExceeded(_) | Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        Error::QuotaExceeded(_) | Error::RateLimited(_) | Error::TooManyLoginAttempts(_) => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         Error::InsufficientCredits(_) => StatusCode::PAYMENT_REQUIRED,
         Error::FeatureNotInPlan(_) => StatusCode::FORBIDDEN,
         Error::UnknownMetric(_) | Error::UnknownPlan(_) | Error::InvalidCatalog(_) => {
@@ -128,7 +130,9 @@ pub fn status_of(e: &Error) -> StatusCode {
         | Error::AccountNotActive(_) => StatusCode::CONFLICT,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        Error::StripeNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+        Error::StripeNotConfigured | Error::DatabaseUnavailable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Error::StripeUnavailable(_) | Error::StripeError { .. } => StatusCode::BAD_GATEWAY,
         Error::NoBillingAccount => StatusCode::NOT_FOUND,
         Error::InvalidSignature(_) | Error::InvalidStripeEvent(_) => StatusCode::BAD_REQUEST,
@@ -145,6 +149,9 @@ impl From<Error> for ApiError {
         } else if let Error::StripeUnavailable(why) = &e {
             tracing::warn!(error = %why, "Stripe call failed");
             "Stripe could not be reached; nothing was changed, try again later".to_owned()
+        } else if let Error::DatabaseUnavailable(why) = &e {
+            tracing::error!(error = %why, "database unavailable");
+            "the database is unavailable; nothing was changed, try again shortly".to_owned()
         } else if status.is_server_error() {
             tracing::error!(error = ?e, "request failed");
             "something went wrong on our side; quote the request id when you report it".to_owned()
@@ -168,7 +175,7 @@ impl From<Error> for ApiError {
             }
             Error::InsufficientCredits(d) => err = err.with_details(d.as_ref()),
             Error::FeatureNotInPlan(d) => err = err.with_details(d.as_ref()),
-            Error::RateLimited(d) => {
+            Error::RateLimited(d) | Error::TooManyLoginAttempts(d) => {
                 err.headers
                     .push((axum::http::header::RETRY_AFTER, d.retry_after_s.to_string()));
                 err = err.with_details(d.as_ref());

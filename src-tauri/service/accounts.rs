@@ -123,7 +123,18 @@ impl Engine {
         password: &str,
         device: Device,
     ) -> Result<(User, TokenPair)> {
-        let user = self.verify_login(email, password).await?;
+        let ip = device.ip.clone().unwrap_or_default();
+        self.check_login_failures(email, &ip).await?;
+        let user = match self.verify_login(email, password).await {
+            Ok(user) => user,
+            Err(e) => {
+                if matches!(e, Error::InvalidCredentials) {
+                    self.note_login_failure(email, &ip);
+                }
+                return Err(e);
+            }
+        };
+        self.note_login_success(email, &ip);
         if self.mfa_enabled(&user.id).await? {
             return Err(Error::MfaRequired(self.mfa_challenge(&user.id)));
         }

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod decisions;
 pub mod entitlements;
 pub mod leases;
+pub mod login_throttle;
 pub mod mail;
 pub mod metering;
 pub mod mfa;
@@ -67,6 +68,8 @@ pub(crate) struct Inner {
     /// The memory metering strategy, when in use.
     pub(crate) memory: Option<metering::MemoryMeter>,
     pub(crate) limiter: rate_limits::Limiter,
+    /// Failed logins per account (and per account and address).
+    pub(crate) login_failures: login_throttle::LoginFailures,
     /// Verified API keys by hash (see `cache_sync` for how they stay correct).
     pub(crate) key_cache: RwLock<HashMap<String, cache_sync::Cached<api_keys::VerifiedKey>>>,
     /// Bumped by every invalidation: a value read from the database is cached only if this
@@ -153,6 +156,7 @@ impl Engine {
                 subscriptions: RwLock::new(HashMap::new()),
                 memory,
                 limiter,
+                login_failures: login_throttle::LoginFailures::default(),
                 key_cache: RwLock::new(HashMap::new()),
                 cache_generation: AtomicU64::new(0),
                 holder: leases::holder_name(),

@@ -1,5 +1,6 @@
 //! Short-lived access tokens (JWT, HS256, signed with a key derived from the server secret).
 
+use super::crypto::ServerKeys;
 use super::Engine;
 use crate::domain::{Role, SessionId, UserId};
 use crate::error::Error;
@@ -77,19 +78,20 @@ impl Engine {
 
     /// Checks signature and expiry against the engine's clock.
     pub fn decode_access_token(&self, token: &str) -> Result<Claims, Error> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Expiry is checked below against the injected clock, not the wall clock.
-        validation.validate_exp = false;
-        validation.required_spec_claims = ["exp", "sub"].into_iter().map(String::from).collect();
-        let data = decode::<Claims>(
-            token,
-            &DecodingKey::from_secret(&self.keys().jwt),
-            &validation,
-        )
-        .map_err(|_| Error::InvalidToken)?;
-        if data.claims.exp <= self.now().timestamp() {
-            return Err(Error::TokenExpired);
-        }
-        Ok(data.claims)
+        decode_access_token(self.keys(), token, self.now().timestamp())
     }
+}
+
+/// Checks an access token's signature (HS256 only) and its expiry against `now_secs`.
+pub fn decode_access_token(keys: &ServerKeys, token: &str, now_secs: i64) -> Result<Claims, Error> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    // Expiry is checked below against the injected clock, not the wall clock.
+    validation.validate_exp = false;
+    validation.required_spec_claims = ["exp", "sub"].into_iter().map(String::from).collect();
+    let data = decode::<Claims>(token, &DecodingKey::from_secret(&keys.jwt), &validation)
+        .map_err(|_| Error::InvalidToken)?;
+    if data.claims.exp <= now_secs {
+        return Err(Error::TokenExpired);
+    }
+    Ok(data.claims)
 }

@@ -80,6 +80,18 @@ pub async fn list_live(
     .await
 }
 
+/// Whether a user has ever had a session opened from `ip` (revoked and expired ones count).
+#[tracing::instrument(level = "debug", skip(pool))]
+pub async fn any_from_ip(pool: &AnyPool, user_id: &str, ip: &str) -> Result<bool, sqlx::Error> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND ip = $2")
+            .bind(user_id)
+            .bind(ip)
+            .fetch_one(pool)
+            .await?;
+    Ok(n > 0)
+}
+
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn touch(
     conn: &mut AnyConnection,

@@ -20,7 +20,7 @@ rate_limits = { api = { requests = 1000000, window = "1h" } }
 "#;
 
 /// Ten customers with a key each (made through the engine, which then lets go of the database).
-async fn customers(url: &str) -> Vec<String> {
+pub(crate) async fn customers(url: &str) -> Vec<String> {
     let engine = Engine::start(test_settings(url)).await.unwrap();
     engine.apply_catalog(CATALOG, Some("test")).await.unwrap();
     let mut keys = Vec::new();

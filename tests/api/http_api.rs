@@ -838,22 +838,24 @@ async fn login_is_rate_limited_per_client_ip_behind_trusted_proxies_only(backend
     else {
         return;
     };
-    let login = |xff: &'static str| {
+    // A new account each time: failures for one account have their own, lower limit
+    // (tests/api/hardening.rs).
+    let login = |xff: &'static str, i: usize| {
         app.http
             .post(app.url("/v1/auth/login"))
             .header("x-forwarded-for", xff)
-            .json(&json!({"email": "nobody@example.com", "password": "password1"}))
+            .json(&json!({"email": format!("nobody{i}@example.com"), "password": "password1"}))
             .send()
     };
     for i in 0..60 {
-        let res = login("198.51.100.10").await.unwrap();
+        let res = login("198.51.100.10", i).await.unwrap();
         assert_eq!(res.status(), 401, "attempt {i}");
         assert_eq!(
             res.headers()["ratelimit-remaining"],
             (59 - i).to_string().as_str()
         );
     }
-    let res = login("198.51.100.10").await.unwrap();
+    let res = login("198.51.100.10", 60).await.unwrap();
     assert_eq!(res.status(), 429);
     assert!(
         res.headers()["retry-after"]
@@ -868,7 +870,7 @@ async fn login_is_rate_limited_per_client_ip_behind_trusted_proxies_only(backend
         "login"
     );
     // Another client behind the same proxy is counted apart.
-    assert_eq!(login("198.51.100.11").await.unwrap().status(), 401);
+    assert_eq!(login("198.51.100.11", 61).await.unwrap().status(), 401);
 }
 
 on_both!(forwarded_for_is_ignored_from_untrusted_peers);

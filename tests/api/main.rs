@@ -11,6 +11,7 @@ mod console;
 #[cfg(feature = "desktop")]
 mod console_screens;
 mod durability;
+mod hardening;
 mod health;
 mod http_api;
 mod metering;

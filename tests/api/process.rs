@@ -19,6 +19,11 @@ pub struct Server {
 
 /// `tollgate serve` on a free port against `url`, with `env` added; returns once it accepts.
 pub fn start_server_with(url: &str, env: &[(&str, &str)]) -> Server {
+    start_server_logging(url, env, Stdio::null())
+}
+
+/// [`start_server_with`], the server's log (stderr) going to `log`.
+pub fn start_server_logging(url: &str, env: &[(&str, &str)], log: impl Into<Stdio>) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
@@ -27,7 +32,7 @@ pub fn start_server_with(url: &str, env: &[(&str, &str)]) -> Server {
     let mut cmd = tollgate_command(url);
     cmd.args(["serve", "--addr", &addr])
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log);
     for (k, v) in env {
         cmd.env(k, v);
     }

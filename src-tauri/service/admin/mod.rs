@@ -13,7 +13,10 @@ use crate::store;
 use serde::Serialize;
 
 mod users;
-pub use users::{UsageEventView, UserDetail, UserPage, UserQuery, UserRow, UserSort, COUNT_CAP};
+pub use users::{
+    cursor_decode, cursor_encode, UsageEventView, UserDetail, UserPage, UserQuery, UserRow,
+    UserSort, COUNT_CAP,
+};
 
 /// A staff member acting in the back office, and from where.
 #[derive(Debug, Clone)]

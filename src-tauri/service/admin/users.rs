@@ -129,11 +129,13 @@ impl From<store::usage::EventRow> for UsageEventView {
     }
 }
 
-fn cursor_encode(key: &str, id: &str) -> String {
+/// A page cursor of the user search: the sort key and the id of the last row shown.
+pub fn cursor_encode(key: &str, id: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{key}\n{id}"))
 }
 
-fn cursor_decode(c: &str) -> Result<(String, String)> {
+/// Reads a cursor a client sent back (outside input: anything may arrive).
+pub fn cursor_decode(c: &str) -> Result<(String, String)> {
     let bad = || Error::validation("cursor", "invalid", "cursor is not one this API gave out");
     let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
     let s = String::from_utf8(raw).map_err(|_| bad())?;
