@@ -188,7 +188,18 @@ async fn meter(
         }
         Err(e) => {
             if !matches!(e, crate::Error::Internal(_)) {
-                state.metrics.record_decision(&body.metric, e.code());
+                // Only declared metrics become label values: callers choose the name.
+                let declared = state
+                    .engine
+                    .catalog()
+                    .await
+                    .is_ok_and(|c| c.catalog.metrics.contains(&body.metric));
+                let metric = if declared {
+                    body.metric.as_str()
+                } else {
+                    "undeclared"
+                };
+                state.metrics.record_decision(metric, e.code());
             }
             Err(e.into())
         }
