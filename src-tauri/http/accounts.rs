@@ -360,7 +360,7 @@ async fn change_password(
 
 /// The caller's signed-in devices.
 #[utoipa::path(get, path = "/v1/me/sessions", operation_id = "list_sessions", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Vec<SessionInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Vec<SessionInfo>, example = json!([{"id": "ses_0Fz3kQ9dY2mXb8Lr4TqW1a", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "ip": "203.0.113.7", "created_at": "2026-11-28T08:00:00Z", "last_seen_at": "2026-11-29T11:46:14.310Z", "expires_at": "2026-12-28T08:00:00Z", "current": true}])), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,

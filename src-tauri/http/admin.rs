@@ -70,7 +70,7 @@ pub struct ReasonQuery {
 
 /// Search and page through users.
 #[utoipa::path(get, path = "/v1/admin/users", operation_id = "admin_list_users", tag = "admin", security(("bearer" = [])), params(UserQuery),
-    responses((status = 200, body = UserPage), (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = UserPage, example = json!({"users": [{"id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "active", "plan": "pro@2", "created_at": "2026-10-02T09:15:00Z"}], "total": 1, "total_capped": false, "next_cursor": null})), (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -86,7 +86,7 @@ async fn list_users(
 
 /// Everything about one user.
 #[utoipa::path(get, path = "/v1/admin/users/{id}", operation_id = "admin_get_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = UserDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = UserDetail, example = json!({"user": {"id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "active", "created_at": "2026-10-02T09:15:00Z", "updated_at": "2026-11-29T11:46:14.310Z"}, "subscription": {"id": "sub_0Fz3kQ9dY2mXb8Lr4TqW1a", "user_id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "plan": "pro@2", "plan_id": "pro", "plan_name": "Pro", "effective_plan": "pro@2", "status": "active", "current_period_start": "2026-11-02T09:15:00Z", "current_period_end": "2026-12-02T09:15:00Z", "cancel_at_period_end": false, "scheduled_plan": null, "trial_end": null, "grace_until": null, "stripe_customer_id": "cus_Qx7Lk2", "stripe_subscription_id": "sub_1QxLk2"}, "usage": {"plan": "pro@2", "period": {"start": "2026-11-02T09:15:00Z", "end": "2026-12-02T09:15:00Z"}, "metrics": {"videos": {"limit": 100, "used": 12, "remaining": 88, "unlimited": false, "resets_at": "2026-11-30T00:00:00Z", "per": "day", "credits": null}}, "credits": {}}, "sessions": [{"id": "ses_0Fz3kQ9dY2mXb8Lr4TqW1a", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "ip": "203.0.113.7", "created_at": "2026-11-28T08:00:00Z", "last_seen_at": "2026-11-29T11:46:14.310Z", "expires_at": "2026-12-28T08:00:00Z", "current": true}], "keys": [{"id": "key_0Fz3kQ9dY2mXb8Lr4TqW1a", "name": "production", "prefix": "sk_live_3kT9", "scopes": ["meter", "read"], "created_at": "2026-10-02T09:16:00Z", "last_used_at": "2026-11-29T11:46:14.310Z", "expires_at": null, "revoked_at": null}], "recent_usage": [{"id": "use_0355yUenxVdhV0XuDtH4FZ", "metric": "videos", "kind": "consume", "amount": 1, "at": "2026-11-29T11:46:14.310Z", "request_id": "01938a2f-6c1e-7d3a-9b7e-2f4c8a1d5e60", "released": false}], "audit": [{"id": "aud_0Fz3kQ9dY2mXb8Lr4TqW1a", "at": "2026-11-29T11:46:14.310Z", "actor": "ops@example.com", "action": "user.suspend", "target": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "before": {"status": "active"}, "after": {"status": "suspended"}, "reason": "chargeback", "via": "http"}], "credit_ledger": [], "refusals": [{"decision": {"request_id": "01938a2f-6c1e-7d3a-9b7e-2f4c8a1d5e60", "at": "2026-11-29T11:46:14.310Z", "code": "quota_exceeded", "status": 429, "route": "/v1/meter", "user_id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "key_prefix": "sk_live_3kT9", "facts": {"metric": "videos", "limit": 3, "used": 3, "resets_at": "2026-11-30T00:00:00Z"}}, "summary": ["free@1 allows 3 videos per day; 3 were used before this request.", "The counter resets at 2026-11-30T00:00:00Z."], "fixes": ["quota_boost", "clear_limit"]}], "email_verified_at": "2026-10-02T09:20:00Z", "mfa_enabled": false, "recovery_codes_left": 0, "recent_mail": [{"id": "mail_0Fz3kQ9dY2mXb8Lr4TqW1a", "user_id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "to": "ada@example.com", "template": "verify_email", "subject": "Confirm your email address for Tollgate", "status": "sent", "attempts": 1, "last_error": null, "created_at": "2026-10-02T09:15:01Z", "sent_at": "2026-10-02T09:15:02Z"}]})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn user_detail(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,7 +117,7 @@ async fn delete_user(
 
 /// Suspend: the user's tokens and keys stop working on their next request.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/suspend", operation_id = "admin_suspend_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = User, example = json!({"id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "suspended", "created_at": "2026-10-02T09:15:00Z", "updated_at": "2026-11-29T11:46:14.310Z"})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
@@ -136,7 +136,7 @@ async fn suspend(
 
 /// Reactivate a suspended user.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/reactivate", operation_id = "admin_reactivate_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = User, example = json!({"id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "active", "created_at": "2026-10-02T09:15:00Z", "updated_at": "2026-11-29T11:46:14.310Z"})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn reactivate(
     State(state): State<AppState>,
     caller: Caller,
@@ -164,7 +164,7 @@ pub struct PlanChange {
 
 /// Override the plan without Stripe, now or at the end of the period.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/plan", operation_id = "admin_change_plan", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = PlanChange,
-    responses((status = 200, body = SubscriptionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = SubscriptionView, example = json!({"id": "sub_0Fz3kQ9dY2mXb8Lr4TqW1a", "user_id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "plan": "team@1", "plan_id": "team", "plan_name": "Team", "effective_plan": "team@1", "status": "active", "current_period_start": "2026-11-02T09:15:00Z", "current_period_end": "2026-12-02T09:15:00Z", "cancel_at_period_end": false, "scheduled_plan": null, "trial_end": null, "grace_until": null, "stripe_customer_id": null, "stripe_subscription_id": null})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn change_plan(
     State(state): State<AppState>,
     caller: Caller,
@@ -199,7 +199,7 @@ pub struct Balance {
 
 /// Grant or take back credits.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/credits", operation_id = "admin_grant_credits", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = CreditGrant,
-    responses((status = 200, body = Balance), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Balance, example = json!({"metric": "tokens", "balance": 5100})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn grant_credits(
     State(state): State<AppState>,
     caller: Caller,
@@ -233,7 +233,7 @@ pub struct Done {
 
 /// Reset a metric's usage for the current window.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/usage/reset", operation_id = "admin_reset_usage", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = UsageReset,
-    responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Done, example = json!({"affected": 1})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn reset_usage(
     State(state): State<AppState>,
     caller: Caller,
@@ -251,7 +251,7 @@ async fn reset_usage(
 
 /// Forget the user's rate-limit windows.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/limits/clear", operation_id = "admin_clear_limits", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
-    responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Done, example = json!({"affected": 1})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn clear_limits(
     State(state): State<AppState>,
     caller: Caller,
@@ -277,7 +277,7 @@ pub struct SessionRevoke {
 
 /// Revoke one or all of the user's sessions.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/sessions/revoke", operation_id = "admin_revoke_sessions", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = SessionRevoke,
-    responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Done, example = json!({"affected": 2})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn revoke_sessions(
     State(state): State<AppState>,
     caller: Caller,
@@ -304,7 +304,7 @@ pub struct KeyRevoke {
 
 /// Revoke one or all of the user's API keys.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/keys/revoke", operation_id = "admin_revoke_keys", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = KeyRevoke,
-    responses((status = 200, body = Done), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Done, example = json!({"affected": 2})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn revoke_keys(
     State(state): State<AppState>,
     caller: Caller,
@@ -323,7 +323,7 @@ async fn revoke_keys(
 
 /// A ten-minute token acting as the user (read-only unless the permission table allows).
 #[utoipa::path(post, path = "/v1/admin/users/{id}/impersonate", operation_id = "admin_impersonate", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Reason,
-    responses((status = 200, body = Impersonation), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Impersonation, example = json!({"access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3JfMEZ6M2tROWRZMm1YYjhMcjRUcVcxYSIsImltcCI6dHJ1ZX0.sig", "token_type": "bearer", "expires_in": 900, "can_write": false})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn impersonate(
     State(state): State<AppState>,
     caller: Caller,
@@ -342,7 +342,7 @@ async fn impersonate(
 
 /// Why a request was refused, in plain words, with the fixes support may apply.
 #[utoipa::path(get, path = "/v1/admin/decisions/{request_id}", operation_id = "admin_explain_decision", tag = "admin", security(("bearer" = [])), params(("request_id" = String, Path)),
-    responses((status = 200, body = Explanation), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Explanation, example = json!({"decision": {"request_id": "01938a2f-6c1e-7d3a-9b7e-2f4c8a1d5e60", "at": "2026-11-29T11:46:14.310Z", "code": "quota_exceeded", "status": 429, "route": "/v1/meter", "user_id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "key_prefix": "sk_live_3kT9", "facts": {"metric": "videos", "limit": 3, "used": 3, "resets_at": "2026-11-30T00:00:00Z"}}, "summary": ["free@1 allows 3 videos per day; 3 were used before this request.", "The counter resets at 2026-11-30T00:00:00Z."], "fixes": ["quota_boost", "clear_limit"]})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn explain(
     State(state): State<AppState>,
     caller: Caller,
@@ -388,7 +388,7 @@ pub struct StatsQuery {
 
 /// Users by status and plan, signups and active users per day.
 #[utoipa::path(get, path = "/v1/admin/stats", operation_id = "admin_stats", tag = "admin", security(("bearer" = [])), params(StatsQuery),
-    responses((status = 200, body = Stats), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Stats, example = json!({"users_total": 9540, "users_active": 9490, "users_suspended": 38, "users_deleted": 12, "users_per_plan": [{"name": "free", "count": 9078}, {"name": "pro", "count": 412}], "users_per_role": [{"name": "user", "count": 9530}, {"name": "admin", "count": 2}], "signups_per_day": [{"date": "2026-11-29", "count": 41}], "active_users_per_day": [{"date": "2026-11-29", "count": 2210}], "refusals_today": [{"name": "quota_exceeded", "count": 318}, {"name": "rate_limited", "count": 12}]})), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn stats(
     State(state): State<AppState>,
     caller: Caller,
@@ -419,7 +419,7 @@ pub struct AuditQuery {
 
 /// The audit log, newest first.
 #[utoipa::path(get, path = "/v1/admin/audit", operation_id = "admin_audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, body = Vec<AuditEntry>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Vec<AuditEntry>, example = json!([{"id": "aud_0Fz3kQ9dY2mXb8Lr4TqW1a", "at": "2026-11-29T11:46:14.310Z", "actor": "ops@example.com", "action": "user.suspend", "target": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "before": {"status": "active"}, "after": {"status": "suspended"}, "reason": "chargeback", "via": "http"}])), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn audit(
     State(state): State<AppState>,
     caller: Caller,
@@ -440,7 +440,7 @@ async fn audit(
 
 /// Staff accounts.
 #[utoipa::path(get, path = "/v1/admin/staff", operation_id = "admin_list_staff", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Vec<User>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Vec<User>, example = json!([{"id": "usr_0Fz3kQ9dY2mXb8Lr4TqW9c", "email": "ops@example.com", "full_name": "Grace Hopper", "role": "support", "status": "active", "created_at": "2026-10-02T09:15:00Z", "updated_at": "2026-11-29T11:46:14.310Z"}])), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn list_staff(
     State(state): State<AppState>,
     caller: Caller,
@@ -461,7 +461,7 @@ pub struct StaffRole {
 
 /// Give an existing account a role.
 #[utoipa::path(post, path = "/v1/admin/staff", operation_id = "admin_set_staff_role", tag = "admin", security(("bearer" = [])), request_body = StaffRole,
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = User, example = json!({"id": "usr_0Fz3kQ9dY2mXb8Lr4TqW9c", "email": "finance@example.com", "full_name": null, "role": "finance", "status": "active", "created_at": "2026-10-02T09:15:00Z", "updated_at": "2026-11-29T11:46:14.310Z"})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn set_staff(
     State(state): State<AppState>,
     caller: Caller,

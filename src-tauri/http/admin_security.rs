@@ -81,7 +81,7 @@ pub struct TwoFactorReset {
     operation_id = "admin_reset_two_factor", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = RequiredReason,
     responses(
-        (status = 200, body = TwoFactorReset),
+        (status = 200, body = TwoFactorReset, example = json!({"was_enabled": true, "mfa_enabled": false})),
         (status = 401, body = ErrorBody),
         (status = 403, description = "forbidden", body = ErrorBody),
         (status = 404, body = ErrorBody),

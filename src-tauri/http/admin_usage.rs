@@ -20,7 +20,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Per day (per hour for ranges under three days): the platform's stacked by plan, or one
 /// user's (`user_id`). Needs the `view_stats` permission (and `view_user` for one user).
 #[utoipa::path(get, path = "/v1/admin/usage/series", operation_id = "admin_usage_series", tag = "admin", security(("bearer" = [])), params(UsageSeriesQuery),
-    responses((status = 200, body = UsageSeries), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = UsageSeries, example = json!({"metric": "videos", "user_id": null, "grain": "day", "from": "2026-11-27", "to": "2026-11-29", "buckets": ["2026-11-27T00:00:00Z", "2026-11-28T00:00:00Z", "2026-11-29T00:00:00Z"], "lines": [{"plan_id": "free", "net": [812, 790, 655]}, {"plan_id": "pro", "net": [2310, 2402, 1980]}], "rows": [{"at": "2026-11-27T00:00:00Z", "consumed": 3140, "released": 18, "reset": 0, "net": 3122}, {"at": "2026-11-28T00:00:00Z", "consumed": 3201, "released": 9, "reset": 0, "net": 3192}, {"at": "2026-11-29T00:00:00Z", "consumed": 2640, "released": 5, "reset": 0, "net": 2635}]})), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn usage_series(
     State(state): State<AppState>,
     caller: Caller,

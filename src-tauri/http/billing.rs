@@ -81,7 +81,7 @@ async fn portal(
 
 /// The caller's subscription, invoices and refunds.
 #[utoipa::path(get, path = "/v1/billing/status", operation_id = "billing_status", tag = "billing", security(("bearer" = [])),
-    responses((status = 200, body = BillingStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = BillingStatus, example = json!({"subscription": {"id": "sub_0Fz3kQ9dY2mXb8Lr4TqW1a", "user_id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "plan": "pro@2", "plan_id": "pro", "plan_name": "Pro", "effective_plan": "pro@2", "status": "active", "current_period_start": "2026-11-02T09:15:00Z", "current_period_end": "2026-12-02T09:15:00Z", "cancel_at_period_end": false, "scheduled_plan": null, "trial_end": null, "grace_until": null, "stripe_customer_id": "cus_Qx7Lk2", "stripe_subscription_id": "sub_1QxLk2"}, "has_billing_account": true, "invoices": [{"id": "in_1QxLk2Hn3f", "status": "paid", "amount_due": 2900, "amount_paid": 2900, "currency": "usd", "plan": "pro@2", "billing_reason": "subscription_cycle", "period_start": "2026-11-02T09:15:00Z", "period_end": "2026-12-02T09:15:00Z", "created": "2026-11-02T09:15:03Z", "paid_at": "2026-11-02T09:15:05Z"}], "refunds": []})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn status(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,7 +94,7 @@ async fn status(
 #[utoipa::path(post, path = "/v1/stripe/webhook", operation_id = "stripe_webhook", tag = "billing",
     params(("Stripe-Signature" = String, Header, description = "t=…,v1=… as Stripe signs")),
     request_body(content = String, content_type = "application/json", description = "the event, as Stripe sends it"),
-    responses((status = 200, body = Received), (status = 400, description = "invalid_signature, invalid_stripe_event", body = ErrorBody),
+    responses((status = 200, body = Received, example = json!({"id": "evt_1QxLk2Hn3f", "type": "customer.subscription.updated", "duplicate": false})), (status = 400, description = "invalid_signature, invalid_stripe_event", body = ErrorBody),
         (status = 503, description = "stripe_not_configured", body = ErrorBody)))]
 async fn stripe_webhook(
     State(state): State<AppState>,

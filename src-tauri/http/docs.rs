@@ -458,6 +458,38 @@ mod tests {
     }
 
     #[test]
+    fn every_successful_json_answer_under_v1_has_an_example() {
+        let doc = document();
+        let mut missing = Vec::new();
+        for (method, path, op) in operations(&doc) {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            for status in ["200", "201"] {
+                let json = &op["responses"][status]["content"]["application/json"];
+                if json.is_null() {
+                    continue;
+                }
+                let component = json["schema"]["$ref"]
+                    .as_str()
+                    .and_then(|r| r.rsplit('/').next())
+                    .map(|name| &doc["components"]["schemas"][name]);
+                let has_example = !json["example"].is_null()
+                    || json["examples"].is_object()
+                    || component.is_some_and(|c| c["examples"].is_array());
+                if !has_example {
+                    missing.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "answers without an example:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    #[test]
     fn template_names_reads_every_placeholder() {
         assert_eq!(
             template_names("/v1/admin/decisions/{request_id}/fix"),

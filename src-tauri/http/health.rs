@@ -78,7 +78,11 @@ pub(super) async fn live() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Prometheus metrics: requests by route and status, meter decisions, latency histogram.
+/// Prometheus metrics.
+///
+/// `http_server_request_duration_seconds` (histogram by method, route template and status),
+/// `tollgate_meter_decisions_total` (by metric and decision), `tollgate_http_errors_total` (by
+/// error code), database pool and metering write-queue gauges, build info and start time.
 #[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics(state: State<AppState>) -> impl axum::response::IntoResponse {

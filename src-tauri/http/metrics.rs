@@ -1,39 +1,232 @@
-//! Prometheus metrics: requests by route and status, meter decisions, request latency.
+//! Prometheus metrics through the `metrics` facade and `metrics-exporter-prometheus`.
+//!
+//! Each router owns its recorder (never the process-global one), so that several servers in
+//! one process (the console's embedded API, the tests) count apart. Recording goes through
+//! [`metrics::with_local_recorder`] for the length of one synchronous call.
 
 use crate::service::rate_limits::RateLimitBackend;
-use crate::service::traffic::{ErrorCount, RequestCounts};
+use crate::service::traffic::{ErrorCount, Gauges, RequestCounts};
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use std::collections::{BTreeMap, VecDeque};
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Seconds of request counts kept for the rate.
-const RATE_WINDOW_SECS: u64 = 10;
+pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+pub const METER_DECISIONS: &str = "tollgate_meter_decisions_total";
+pub const ERROR_ANSWERS: &str = "tollgate_http_errors_total";
+pub const POOL_CONNECTIONS: &str = "tollgate_db_pool_connections";
+pub const POOL_IDLE: &str = "tollgate_db_pool_idle_connections";
+pub const POOL_MAX: &str = "tollgate_db_pool_max_connections";
+pub const METER_WRITE_QUEUE: &str = "tollgate_meter_write_queue_batches";
+pub const BUILD_INFO: &str = "tollgate_build_info";
+pub const START_TIME: &str = "tollgate_start_time_seconds";
+pub const RATE_LIMIT_DEGRADED: &str = "tollgate_rate_limit_degraded";
 
-const BUCKETS: [f64; 11] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+/// The route label of requests no route matched (one value, so scanners cannot grow the set).
+pub const UNMATCHED: &str = "unmatched";
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Default)]
+/// Seconds of request counts kept for the console's requests-per-second.
+const RATE_WINDOW_SECS: u64 = 10;
+
+/// Latency samples wait in the recorder until a scrape or an upkeep folds them into buckets;
+/// a server nobody scrapes folds them at least this often.
+const UPKEEP_EVERY_SECS: u64 = 5;
+
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    recent: RecentRequests,
+    last_upkeep: AtomicU64,
 }
 
-#[derive(Default)]
-struct Inner {
-    /// route → method → status → count (looked up without allocating once a route is known).
-    requests: BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>,
-    decisions: BTreeMap<(String, String), u64>,
-    latency_buckets: [u64; BUCKETS.len()],
-    latency_count: u64,
-    latency_sum: f64,
-    /// Error answers by their `error.code`.
-    error_codes: BTreeMap<String, u64>,
-    /// Requests per second (unix second, count), the last [`RATE_WINDOW_SECS`] seconds.
-    recent: VecDeque<(u64, u64)>,
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &BUCKETS)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let metrics = Metrics {
+            handle: recorder.handle(),
+            recorder,
+            recent: RecentRequests::default(),
+            last_upkeep: AtomicU64::new(unix_secs()),
+        };
+        metrics.with(|| {
+            describe_histogram!(
+                REQUEST_DURATION,
+                Unit::Seconds,
+                "Time to answer a request, by method, route template and status."
+            );
+            describe_counter!(
+                METER_DECISIONS,
+                "Metering decisions by metric and decision (allowed, or the refusal's code)."
+            );
+            describe_counter!(ERROR_ANSWERS, "Error answers by error code.");
+            describe_gauge!(
+                POOL_CONNECTIONS,
+                "Database connections open (idle or in use), by pool."
+            );
+            describe_gauge!(POOL_IDLE, "Idle database connections, by pool.");
+            describe_gauge!(POOL_MAX, "The most connections a pool opens.");
+            describe_gauge!(
+                RATE_LIMIT_DEGRADED,
+                "1 while Redis is configured but not answering and rate limits are counted by this instance alone."
+            );
+            describe_gauge!(
+                METER_WRITE_QUEUE,
+                "Batches of usage waiting for the group commit (memory metering)."
+            );
+            describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
+            describe_gauge!(
+                START_TIME,
+                Unit::Seconds,
+                "Unix time at which this server started."
+            );
+            gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            gauge!(START_TIME).set(unix_secs_f64());
+        });
+        metrics
+    }
+
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder as &dyn Recorder, f)
+    }
+
+    pub fn record_request(&self, method: &Method, route: &str, status: u16, took: Duration) {
+        self.with(|| {
+            histogram!(
+                REQUEST_DURATION,
+                "method" => method_label(method),
+                "route" => route.to_owned(),
+                "status" => status.to_string()
+            )
+            .record(took.as_secs_f64());
+        });
+        let now = unix_secs();
+        self.recent.record(now);
+        self.upkeep_now_and_then(now);
+    }
+
+    /// An error answer's `error.code`.
+    pub fn record_error(&self, code: &str) {
+        self.with(|| counter!(ERROR_ANSWERS, "code" => code.to_owned()).increment(1));
+    }
+
+    /// A metering decision: `allowed`, or the refusal's code.
+    pub fn record_decision(&self, metric: &str, decision: &str) {
+        self.with(|| {
+            counter!(METER_DECISIONS, "metric" => metric.to_owned(), "decision" => decision.to_owned())
+                .increment(1)
+        });
+    }
+
+    /// Sets the gauges from what the engine holds now (called on every scrape).
+    pub fn set_gauges(&self, g: &Gauges) {
+        self.with(|| {
+            for p in &g.pools {
+                gauge!(POOL_CONNECTIONS, "pool" => p.name).set(p.open);
+                gauge!(POOL_IDLE, "pool" => p.name).set(p.idle);
+                gauge!(POOL_MAX, "pool" => p.name).set(p.max);
+            }
+            if let Some(n) = g.meter_write_queue {
+                gauge!(METER_WRITE_QUEUE).set(n as f64);
+            }
+            let degraded = g.rate_limits == RateLimitBackend::Degraded;
+            gauge!(RATE_LIMIT_DEGRADED).set(f64::from(u8::from(degraded)));
+        });
+    }
+
+    /// Everything recorded, in Prometheus' text format.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    fn upkeep_now_and_then(&self, now: u64) {
+        let last = self.last_upkeep.load(Ordering::Relaxed);
+        if now >= last + UPKEEP_EVERY_SECS
+            && self
+                .last_upkeep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.handle.run_upkeep();
+        }
+    }
+
+    /// The counters the console's API screen shows, read from the same recorder that
+    /// `/metrics` renders (only the rate is kept beside it: Prometheus leaves rates to the
+    /// scraper).
+    pub fn counts(&self) -> RequestCounts {
+        let count_series = format!("{REQUEST_DURATION}_count");
+        let mut by_status: BTreeMap<u16, u64> = BTreeMap::new();
+        let mut by_code: BTreeMap<String, u64> = BTreeMap::new();
+        for sample in self.render().lines().filter_map(Sample::parse) {
+            if sample.name == count_series {
+                if let Some(status) = sample.label("status").and_then(|s| s.parse().ok()) {
+                    *by_status.entry(status).or_default() += sample.value as u64;
+                }
+            } else if sample.name == ERROR_ANSWERS {
+                if let Some(code) = sample.label("code") {
+                    *by_code.entry(code.to_owned()).or_default() += sample.value as u64;
+                }
+            }
+        }
+        RequestCounts {
+            requests: by_status.values().sum::<u64>() as i64,
+            requests_per_second: self.recent.per_second(unix_secs()),
+            errors_by_status: by_status
+                .into_iter()
+                .filter(|(s, _)| *s >= 400)
+                .map(|(s, n)| ErrorCount {
+                    key: s.to_string(),
+                    count: n as i64,
+                })
+                .collect(),
+            errors_by_code: by_code
+                .into_iter()
+                .map(|(key, n)| ErrorCount {
+                    key,
+                    count: n as i64,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The standard methods as themselves, anything else as one value (so that made-up methods
+/// cannot grow the label set).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
 }
 
 fn unix_secs() -> u64 {
@@ -43,206 +236,206 @@ fn unix_secs() -> u64 {
         .unwrap_or(0)
 }
 
-impl Inner {
-    fn forget_before(&mut self, now: u64) {
-        while self
-            .recent
-            .front()
-            .is_some_and(|(s, _)| *s + RATE_WINDOW_SECS <= now)
-        {
-            self.recent.pop_front();
+fn unix_secs_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Requests in each of the last [`RATE_WINDOW_SECS`] seconds: one atomic word per second
+/// (the second in the high bits, its count in the low ones), no lock.
+#[derive(Default)]
+struct RecentRequests {
+    slots: [AtomicU64; RATE_WINDOW_SECS as usize],
+}
+
+const COUNT_BITS: u32 = 24;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+impl RecentRequests {
+    fn record(&self, now: u64) {
+        let slot = &self.slots[(now % RATE_WINDOW_SECS) as usize];
+        let mut current = slot.load(Ordering::Relaxed);
+        loop {
+            let next = if current >> COUNT_BITS == now {
+                (now << COUNT_BITS) | ((current & COUNT_MASK) + 1).min(COUNT_MASK)
+            } else {
+                (now << COUNT_BITS) | 1
+            };
+            match slot.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
         }
+    }
+
+    fn per_second(&self, now: u64) -> f64 {
+        let total: u64 = self
+            .slots
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|v| {
+                let second = v >> COUNT_BITS;
+                second <= now && second + RATE_WINDOW_SECS > now
+            })
+            .map(|v| v & COUNT_MASK)
+            .sum();
+        total as f64 / RATE_WINDOW_SECS as f64
     }
 }
 
-impl Metrics {
-    pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let mut m = self.inner.lock().expect("metrics lock");
-        if !m.requests.contains_key(route) {
-            m.requests.insert(route.to_owned(), BTreeMap::new());
-        }
-        let by_method = m.requests.get_mut(route).expect("inserted above");
-        if !by_method.contains_key(method) {
-            by_method.insert(method.to_owned(), BTreeMap::new());
-        }
-        *by_method
-            .get_mut(method)
-            .expect("inserted above")
-            .entry(status)
-            .or_default() += 1;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                m.latency_buckets[i] += 1;
-            }
-        }
-        m.latency_count += 1;
-        m.latency_sum += seconds;
-        let now = unix_secs();
-        match m.recent.back_mut() {
-            Some((s, n)) if *s == now => *n += 1,
-            _ => m.recent.push_back((now, 1)),
-        }
-        m.forget_before(now);
-    }
+/// One line of the text format: `name{label="value",...} value`.
+struct Sample<'a> {
+    name: &'a str,
+    labels: Vec<(&'a str, String)>,
+    value: f64,
+}
 
-    /// An error answer's `error.code`.
-    pub fn record_error(&self, code: &str) {
-        let mut m = self.inner.lock().expect("metrics lock");
-        if let Some(n) = m.error_codes.get_mut(code) {
-            *n += 1;
-        } else {
-            m.error_codes.insert(code.to_owned(), 1);
+impl<'a> Sample<'a> {
+    fn parse(line: &'a str) -> Option<Sample<'a>> {
+        if line.starts_with('#') || line.trim().is_empty() {
+            return None;
         }
-    }
-
-    /// The counters the console's API screen shows (the same ones [`Metrics::render`] writes).
-    pub fn counts(&self) -> RequestCounts {
-        let mut m = self.inner.lock().expect("metrics lock");
-        let now = unix_secs();
-        m.forget_before(now);
-        let recent: u64 = m.recent.iter().map(|(_, n)| n).sum();
-        let mut by_status: BTreeMap<u16, u64> = BTreeMap::new();
-        for by_method in m.requests.values() {
-            for by_status_of_method in by_method.values() {
-                for (status, n) in by_status_of_method {
-                    *by_status.entry(*status).or_default() += n;
+        let name_end = line.find(['{', ' '])?;
+        let name = &line[..name_end];
+        let mut rest = &line[name_end..];
+        let mut labels = Vec::new();
+        if let Some(inner) = rest.strip_prefix('{') {
+            rest = inner;
+            loop {
+                rest = rest.trim_start_matches(',');
+                if let Some(after) = rest.strip_prefix('}') {
+                    rest = after;
+                    break;
                 }
+                let (key, after_key) = rest.split_once("=\"")?;
+                let mut value = String::new();
+                let mut chars = after_key.char_indices();
+                let end = loop {
+                    match chars.next()? {
+                        (i, '"') => break i,
+                        (_, '\\') => match chars.next()?.1 {
+                            'n' => value.push('\n'),
+                            c => value.push(c),
+                        },
+                        (_, c) => value.push(c),
+                    }
+                };
+                labels.push((key, value));
+                rest = &after_key[end + 1..];
             }
         }
-        RequestCounts {
-            requests: by_status.values().sum::<u64>() as i64,
-            requests_per_second: recent as f64 / RATE_WINDOW_SECS as f64,
-            errors_by_status: by_status
-                .into_iter()
-                .filter(|(s, _)| *s >= 400)
-                .map(|(s, n)| ErrorCount {
-                    key: s.to_string(),
-                    count: n as i64,
-                })
-                .collect(),
-            errors_by_code: m
-                .error_codes
-                .iter()
-                .map(|(c, n)| ErrorCount {
-                    key: c.clone(),
-                    count: *n as i64,
-                })
-                .collect(),
-        }
+        let value = rest.split_whitespace().next()?.parse().ok()?;
+        Some(Sample {
+            name,
+            labels,
+            value,
+        })
     }
 
-    /// A metering decision: `allowed`, or the refusal's code.
-    pub fn record_decision(&self, metric: &str, outcome: &str) {
-        let mut m = self.inner.lock().expect("metrics lock");
-        *m.decisions
-            .entry((metric.to_owned(), outcome.to_owned()))
-            .or_default() += 1;
-    }
-
-    pub fn render(&self) -> String {
-        let m = self.inner.lock().expect("metrics lock");
-        let mut out = String::new();
-        out.push_str("# HELP tollgate_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE tollgate_http_requests_total counter\n");
-        for (route, by_method) in &m.requests {
-            for (method, by_status) in by_method {
-                for (status, n) in by_status {
-                    let route = escape(route);
-                    let _ = writeln!(
-                        out,
-                        "tollgate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                    );
-                }
-            }
-        }
-        out.push_str(
-            "# HELP tollgate_meter_decisions_total Metering decisions by metric and outcome.\n",
-        );
-        out.push_str("# TYPE tollgate_meter_decisions_total counter\n");
-        for ((metric, outcome), n) in &m.decisions {
-            let metric = escape(metric);
-            let _ = writeln!(
-                out,
-                "tollgate_meter_decisions_total{{metric=\"{metric}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
-        out.push_str("# HELP tollgate_http_errors_total Error answers by error code.\n");
-        out.push_str("# TYPE tollgate_http_errors_total counter\n");
-        for (code, n) in &m.error_codes {
-            let code = escape(code);
-            let _ = writeln!(out, "tollgate_http_errors_total{{code=\"{code}\"}} {n}");
-        }
-        out.push_str("# HELP tollgate_http_request_duration_seconds Time to answer a request.\n");
-        out.push_str("# TYPE tollgate_http_request_duration_seconds histogram\n");
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let n = m.latency_buckets[i];
-            let _ = writeln!(
-                out,
-                "tollgate_http_request_duration_seconds_bucket{{le=\"{b}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "tollgate_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            m.latency_count
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_http_request_duration_seconds_sum {}",
-            m.latency_sum
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_http_request_duration_seconds_count {}",
-            m.latency_count
-        );
-        out
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
-}
-
-/// Records every request under its matched route (unmatched paths count as one route, so
-/// that scanners cannot grow the label set).
-pub async fn track(State(state): State<super::AppState>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
+/// On matched routes only (a route layer): names the span after the route template and hands
+/// the template out with the response, for [`track`].
+pub async fn note_route(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
     if let Some(r) = &route {
         tracing::Span::current().record("route", r.as_str());
     }
+    let mut res = next.run(req).await;
+    if let Some(r) = route {
+        res.extensions_mut().insert(r);
+    }
+    res
+}
+
+/// Times every request, matched or not, under its route template ([`UNMATCHED`] when no
+/// route matched, so that ids in paths and scanners' paths never become label values).
+pub async fn track(State(state): State<super::AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
     let res = next.run(req).await;
-    let route = route
-        .as_ref()
-        .map(MatchedPath::as_str)
-        .unwrap_or("unmatched");
-    let seconds = started.elapsed().as_secs_f64();
+    let route = res
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, MatchedPath::as_str);
     state
         .metrics
-        .record_request(method.as_str(), route, res.status().as_u16(), seconds);
+        .record_request(&method, route, res.status().as_u16(), started.elapsed());
     res
 }
 
 pub async fn serve(
     State(state): State<super::AppState>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    state.metrics.set_gauges(&state.engine.gauges());
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render() + &rate_limit_gauge(state.engine.rate_limit_backend()),
+        state.metrics.render(),
     )
 }
 
-/// 1 while Redis is configured but not answering (rate limits counted by this instance alone).
-fn rate_limit_gauge(backend: RateLimitBackend) -> String {
-    let degraded = u8::from(backend == RateLimitBackend::Degraded);
-    format!(
-        "# HELP tollgate_rate_limit_degraded 1 while Redis is configured but not answering and rate limits are counted by this instance alone.\n\
-         # TYPE tollgate_rate_limit_degraded gauge\n\
-         tollgate_rate_limit_degraded {degraded}\n"
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_read_back_with_their_labels() {
+        let s = Sample::parse(r#"tollgate_http_errors_total{code="a\"b",x="1"} 3"#).unwrap();
+        assert_eq!(s.name, "tollgate_http_errors_total");
+        assert_eq!(s.label("code"), Some("a\"b"));
+        assert_eq!(s.label("x"), Some("1"));
+        assert_eq!(s.value, 3.0);
+        let bare = Sample::parse("tollgate_start_time_seconds 17.5").unwrap();
+        assert_eq!(
+            (bare.name, bare.value),
+            ("tollgate_start_time_seconds", 17.5)
+        );
+        assert!(Sample::parse("# TYPE x counter").is_none());
+        assert!(Sample::parse(r#"broken{code="never closed} 1"#).is_none());
+    }
+
+    #[test]
+    fn two_recorders_count_apart() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.record_request(&Method::GET, "/health", 200, Duration::from_millis(2));
+        a.record_error("route_not_found");
+        b.record_request(&Method::GET, "/health", 404, Duration::from_millis(2));
+        assert_eq!(a.counts().requests, 1);
+        assert_eq!(a.counts().errors_by_code[0].key, "route_not_found");
+        assert!(a.counts().errors_by_status.is_empty());
+        assert_eq!(b.counts().errors_by_status[0].key, "404");
+        assert!(b.counts().errors_by_code.is_empty());
+    }
+
+    #[test]
+    fn the_rate_forgets_seconds_older_than_its_window() {
+        let r = RecentRequests::default();
+        for _ in 0..20 {
+            r.record(1_000);
+        }
+        r.record(1_005);
+        assert_eq!(r.per_second(1_005), 2.1);
+        // Second 1000 has left the window; its slot is reused by 1010.
+        assert_eq!(r.per_second(1_010), 0.1);
+        r.record(1_010);
+        assert_eq!(r.per_second(1_010), 0.2);
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let m = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&m), "_OTHER");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+    }
 }

@@ -113,11 +113,12 @@ pub fn router_with_metrics(engine: Engine, metrics: Arc<metrics::Metrics>) -> Ro
         .route("/docs/scalar.js", get(docs::renderer))
         .merge(security::pages())
         .route("/health/live", get(health::live))
-        .route_layer(middleware::from_fn_with_state(
+        .route_layer(middleware::from_fn(metrics::note_route))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
-        .fallback(not_found)
         .with_state(state.clone());
 
     let cors = if settings.cors_origins.is_empty() {
@@ -148,7 +149,7 @@ pub fn router_with_metrics(engine: Engine, metrics: Arc<metrics::Metrics>) -> Ro
             .layer(tower_http::compression::CompressionLayer::new())
             .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                // The matched route is known only after routing: `metrics::track` records it.
+                // The matched route is known only after routing: `metrics::note_route` records it.
                 let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
                 tracing::info_span!("request", method = %req.method(), route = tracing::field::Empty, request_id = %id)
             }))

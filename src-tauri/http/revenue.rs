@@ -77,7 +77,7 @@ fn answer<Row: CsvRow + Serialize>(report: Report<Row>, format: Option<Format>) 
 
 /// MRR, ARR, paying customers, ARPU, money collected and refunded, per month and currency.
 #[utoipa::path(get, path = "/v1/admin/revenue/mrr", operation_id = "admin_revenue_mrr", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
-    responses((status = 200, description = "one row per month and currency", content((Report<MrrMonth> = "application/json"), (String = "text/csv"))),
+    responses((status = 200, description = "one row per month and currency", content((Report<MrrMonth> = "application/json"), (String = "text/csv")), example = json!({"as_of": "2026-11-29T11:46:14.310Z", "rows": [{"month": "2026-11", "currency": "usd", "snapshot_at": "2026-11-30T23:59:59Z", "mrr": 1194800, "arr": 14337600, "paying_customers": 412, "arpu": 2900, "collected": 1180300, "refunded": 2900, "net_revenue": 1177400}]})),
         (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn mrr(
     State(state): State<AppState>,
@@ -92,7 +92,7 @@ async fn mrr(
 
 /// MRR movements per month: new, expansion, contraction, churned, reactivation.
 #[utoipa::path(get, path = "/v1/admin/revenue/movements", operation_id = "admin_revenue_movements", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
-    responses((status = 200, description = "one row per month and currency", content((Report<MovementMonth> = "application/json"), (String = "text/csv"))),
+    responses((status = 200, description = "one row per month and currency", content((Report<MovementMonth> = "application/json"), (String = "text/csv")), example = json!({"as_of": "2026-11-29T11:46:14.310Z", "rows": [{"month": "2026-11", "currency": "usd", "start_mrr": 1160000, "new": 43500, "expansion": 17400, "contraction": 5800, "churned": 23200, "reactivation": 2900, "net_new": 34800, "end_mrr": 1194800, "new_customers": 15, "expansion_customers": 6, "contraction_customers": 2, "churned_customers": 8, "reactivated_customers": 1}]})),
         (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn movements(
     State(state): State<AppState>,
@@ -107,7 +107,7 @@ async fn movements(
 
 /// Customers, MRR, collected and refunded money per plan, month and currency.
 #[utoipa::path(get, path = "/v1/admin/revenue/by-plan", operation_id = "admin_revenue_by_plan", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
-    responses((status = 200, description = "one row per month, currency and plan with any figure", content((Report<PlanMonth> = "application/json"), (String = "text/csv"))),
+    responses((status = 200, description = "one row per month, currency and plan with any figure", content((Report<PlanMonth> = "application/json"), (String = "text/csv")), example = json!({"as_of": "2026-11-29T11:46:14.310Z", "rows": [{"month": "2026-11", "plan": "pro", "currency": "usd", "customers": 412, "mrr": 1194800, "collected": 1180300, "refunded": 2900, "net_revenue": 1177400}]})),
         (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn by_plan(
     State(state): State<AppState>,
@@ -122,7 +122,7 @@ async fn by_plan(
 
 /// Customer churn and revenue churn rates per month.
 #[utoipa::path(get, path = "/v1/admin/revenue/churn", operation_id = "admin_revenue_churn", tag = "admin", security(("bearer" = [])), params(RevenueQuery),
-    responses((status = 200, description = "one row per month and currency", content((Report<ChurnMonth> = "application/json"), (String = "text/csv"))),
+    responses((status = 200, description = "one row per month and currency", content((Report<ChurnMonth> = "application/json"), (String = "text/csv")), example = json!({"as_of": "2026-11-29T11:46:14.310Z", "rows": [{"month": "2026-11", "currency": "usd", "customers_at_start": 400, "churned_customers": 8, "customer_churn_rate": 0.02, "mrr_at_start": 1160000, "churned_mrr": 23200, "contraction_mrr": 5800, "revenue_churn_rate": 0.025}]})),
         (status = 401, body = ErrorBody), (status = 403, description = "forbidden", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn churn(
     State(state): State<AppState>,

@@ -75,7 +75,7 @@ pub struct EmailVerified {
 #[utoipa::path(post, path = "/v1/auth/verify-email", tag = "accounts", operation_id = "verify_email",
     request_body = TokenBody,
     responses(
-        (status = 200, body = EmailVerified),
+        (status = 200, body = EmailVerified, example = json!({"email_verified": true})),
         (status = 403, description = "account_suspended", body = ErrorBody),
         (status = 422, description = "invalid_link_token (unknown, expired or used), validation_failed", body = ErrorBody),
     ))]
@@ -159,7 +159,7 @@ pub struct PasswordReset {
 #[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "accounts", operation_id = "confirm_password_reset",
     request_body = ResetConfirm,
     responses(
-        (status = 200, body = PasswordReset),
+        (status = 200, body = PasswordReset, example = json!({"revoked_sessions": 2})),
         (status = 403, description = "account_suspended", body = ErrorBody),
         (status = 422, description = "invalid_link_token, validation_failed", body = ErrorBody),
     ))]
@@ -207,7 +207,7 @@ fn factor<'a>(
 #[utoipa::path(post, path = "/v1/auth/login/mfa", tag = "accounts", operation_id = "login_mfa",
     request_body = MfaLogin,
     responses(
-        (status = 200, body = TokenResponse),
+        (status = 200, body = TokenResponse, example = json!({"user": {"id": "usr_0Fz3kQ9dY2mXb8Lr4TqW1a", "email": "ada@example.com", "full_name": "Ada Lovelace", "role": "user", "status": "active", "created_at": "2026-10-02T09:15:00Z", "updated_at": "2026-11-29T11:46:14.310Z"}, "access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3JfMEZ6M2tROWRZMm1YYjhMcjRUcVcxYSJ9.sig", "refresh_token": "rt_3kT9b2Lq8Zp0Xw7Vn4Mc", "token_type": "bearer", "expires_in": 900})),
         (status = 401, description = "invalid_mfa_code (wrong or used code, or an expired challenge)", body = ErrorBody),
         (status = 403, description = "account_suspended", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody),
@@ -231,7 +231,7 @@ async fn login_mfa(
 #[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "accounts", operation_id = "start_totp",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = TotpEnrolment),
+        (status = 200, body = TotpEnrolment, example = json!({"secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "otpauth_uri": "otpauth://totp/Tollgate:ada%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Tollgate", "qr_svg": "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 29 29\">...</svg>"})),
         (status = 401, body = ErrorBody),
         (status = 403, description = "forbidden (API keys and impersonation)", body = ErrorBody),
         (status = 409, description = "mfa_already_enabled", body = ErrorBody),
@@ -260,7 +260,7 @@ pub struct RecoveryCodes {
 #[utoipa::path(post, path = "/v1/me/mfa/totp/confirm", tag = "accounts", operation_id = "confirm_totp",
     security(("bearer" = [])), request_body = CodeBody,
     responses(
-        (status = 200, body = RecoveryCodes),
+        (status = 200, body = RecoveryCodes, example = json!({"recovery_codes": ["k7q2-m9xp", "a4tw-3hzd", "p8vn-6cre"]})),
         (status = 401, description = "invalid_mfa_code", body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 409, description = "mfa_not_enabled (enrol first), mfa_already_enabled", body = ErrorBody),
@@ -294,7 +294,7 @@ pub struct MfaState {
 #[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "accounts", operation_id = "disable_totp",
     security(("bearer" = [])), request_body = DisableBody,
     responses(
-        (status = 200, body = MfaState),
+        (status = 200, body = MfaState, example = json!({"mfa_enabled": false})),
         (status = 401, description = "invalid_mfa_code", body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 409, description = "mfa_not_enabled", body = ErrorBody),

@@ -51,7 +51,7 @@ pub struct PublicPlan {
 
 /// The current catalog: prices, features, quotas and rate limits.
 #[utoipa::path(get, path = "/v1/plans", operation_id = "list_plans", tag = "plans",
-    responses((status = 200, body = PlansResponse), (status = 500, description = "internal: the catalog could not be read", body = ErrorBody)))]
+    responses((status = 200, body = PlansResponse, example = json!({"catalog_version": 3, "default_plan": "free", "metrics": ["videos"], "features": ["vision"], "plans": [{"id": "pro", "name": "Pro", "description": "For products in production", "price": {"amount": 2900, "currency": "usd", "interval": "month"}, "stripe_price_ids": ["price_1QxPro"], "features": {"vision": true}, "quotas": {"videos": {"limit": 100, "per": "day", "kind": "limit"}}, "rate_limits": {"videos": {"requests": 10, "window_secs": 1}}, "trial_days": 14, "require_verified_email": true, "version": "pro@2"}]})), (status = 500, description = "internal: the catalog could not be read", body = ErrorBody)))]
 async fn list_plans(State(state): State<AppState>) -> Result<Json<PlansResponse>, ApiError> {
     let c = state.engine.catalog().await?;
     Ok(Json(PlansResponse {
@@ -104,7 +104,7 @@ pub struct HistoryQuery {
 
 /// Net use per UTC day.
 #[utoipa::path(get, path = "/v1/me/usage/history", operation_id = "get_usage_history", tag = "usage", security(("bearer" = [])), params(HistoryQuery),
-    responses((status = 200, body = Vec<DailyUsage>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Vec<DailyUsage>, example = json!([{"date": "2026-11-28", "metric": "videos", "used": 3}, {"date": "2026-11-29", "metric": "videos", "used": 1}])), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn my_usage_history(
     State(state): State<AppState>,
     caller: Caller,
@@ -188,7 +188,18 @@ async fn meter(
         }
         Err(e) => {
             if !matches!(e, crate::Error::Internal(_)) {
-                state.metrics.record_decision(&body.metric, e.code());
+                // Only declared metrics become label values: callers choose the name.
+                let declared = state
+                    .engine
+                    .catalog()
+                    .await
+                    .is_ok_and(|c| c.catalog.metrics.contains(&body.metric));
+                let metric = if declared {
+                    body.metric.as_str()
+                } else {
+                    "undeclared"
+                };
+                state.metrics.record_decision(metric, e.code());
             }
             Err(e.into())
         }
@@ -204,7 +215,7 @@ pub struct ReleaseBody {
 
 /// Undo a consumption whose work failed.
 #[utoipa::path(post, path = "/v1/meter/release", operation_id = "release_usage", tag = "metering", security(("bearer" = [])), request_body = ReleaseBody,
-    responses((status = 200, body = Consumption), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "already released", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Consumption, example = json!({"event_id": "use_0355yUenxVdhV0XuDtH4FZ", "metric": "videos", "amount": 1, "used": 0, "limit": 3, "remaining": 3, "unlimited": false, "resets_at": "2026-11-30T00:00:00Z", "credits": null, "replayed": false})), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "already released", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn release(
     State(state): State<AppState>,
     caller: Caller,

@@ -78,6 +78,8 @@ pub struct ApplyOutcome {
 
 /// One line of `plans diff`.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+// Named apart from the admin plan override's request body, which is also `PlanChange`.
+#[schema(as = CatalogChange)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct PlanChange {
     pub plan: String,

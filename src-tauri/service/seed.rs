@@ -5,11 +5,10 @@ use crate::domain::Password;
 use crate::error::Result;
 use crate::plans::periods;
 use crate::store::seed::Cell;
-use crate::store::{ms, seed, usage};
+use crate::store::{ms, seed, usage_rollups};
 use chrono::{Duration, Months};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
 
 const FIRST: [&str; 24] = [
     "ada", "alan", "barbara", "brian", "claude", "dennis", "donald", "edsger", "frances", "grace",
@@ -48,15 +47,47 @@ const DOMAINS: [&str; 8] = [
 /// How far along seeding is: (done, total) for users, then for events.
 pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 
+/// Days back from now over which seeded events are spread (the usage chart's longest range
+/// below a year).
+const EVENT_DAYS: i64 = 90;
+
+/// Seeded events per transaction.
+const EVENTS_PER_TRANSACTION: u64 = 200_000;
+
+/// How the usage rollups follow seeded events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RollupUpkeep {
+    /// The per-row triggers, as for every event the API records (a few thousand events a
+    /// second).
+    Triggers,
+    /// The trigger switched off in each batch's transaction, then the batch added to each
+    /// rollup by one set-based statement: the same totals, far faster.
+    Bulk,
+}
+
 impl Engine {
     /// Adds `users` users (with subscriptions spread over the catalog's plans, created over the
-    /// last year) and `events` consumptions of the first metric over the last 30 days. Counters
-    /// are written to match the events. Deterministic for a given `seed`.
+    /// last year) and `events` consumptions of the first metric over the last 90 days. Counters
+    /// and usage rollups are written to match the events ([`RollupUpkeep::Bulk`]).
+    /// Deterministic for a given `seed`, apart from the ids.
     pub async fn seed(
         &self,
         users: u64,
         events: u64,
         seed_value: u64,
+        progress: Progress<'_>,
+    ) -> Result<()> {
+        self.seed_with(users, events, seed_value, RollupUpkeep::Bulk, progress)
+            .await
+    }
+
+    /// [`Engine::seed`], with the rollups kept by `upkeep`.
+    pub async fn seed_with(
+        &self,
+        users: u64,
+        events: u64,
+        seed_value: u64,
+        upkeep: RollupUpkeep,
         progress: Progress<'_>,
     ) -> Result<()> {
         let catalog = self.catalog().await?;
@@ -79,7 +110,8 @@ impl Engine {
             .collect();
         let weight: i64 = plans.iter().map(|p| p.1).sum();
         let batch = 400usize;
-        let mut ids: Vec<String> = Vec::with_capacity(users as usize);
+        // (user id, plan version id)
+        let mut ids: Vec<(String, String)> = Vec::with_capacity(users as usize);
         let run = crate::domain::ids::base62_u128(uuid::Uuid::new_v4().as_u128());
         let mut done = 0u64;
         while done < users {
@@ -130,7 +162,7 @@ impl Engine {
                 seed::insert_users(&mut tx, chunk, &hash).await?;
             }
             tx.commit().await?;
-            ids.extend(rows.into_iter().map(|r| r.id));
+            ids.extend(rows.into_iter().map(|r| (r.id, r.plan_version_id)));
             done += n as u64;
             progress("users", done, users);
         }
@@ -138,41 +170,46 @@ impl Engine {
             return Ok(());
         }
         let metric = catalog.catalog.metrics.first().cloned().unwrap_or_default();
-        let mut counters: HashMap<(String, i64), i64> = HashMap::new();
+        let kind = self.db().kind();
         let mut done = 0u64;
         while done < events {
-            let n = batch.min((events - done) as usize);
-            let mut rows = Vec::with_capacity(n);
+            let n = EVENTS_PER_TRANSACTION.min(events - done);
+            let mut rows = Vec::with_capacity(n as usize);
             for i in 0..n {
-                let user = ids[rng.gen_range(0..ids.len())].clone();
-                let at = now - Duration::seconds(rng.gen_range(0..30 * 86_400));
+                let (user, plan_version_id) = &ids[rng.gen_range(0..ids.len())];
+                let at = now - Duration::seconds(rng.gen_range(0..EVENT_DAYS * 86_400));
                 let day = periods::window(
                     crate::plans::Per::Day,
                     at,
                     periods::Window { start: at, end: at },
                 )
                 .start;
-                *counters.entry((user.clone(), ms(day))).or_default() += 1;
                 rows.push(seed::SeedEvent {
-                    id: format!("use_{}{:012}", &run[..10], done + i as u64),
-                    user_id: user,
+                    id: format!("use_{}{:012}", &run[..10], done + i),
+                    user_id: user.clone(),
                     metric: metric.clone(),
                     at: ms(at),
                     period_start: ms(day),
+                    plan_version_id: plan_version_id.clone(),
                 });
             }
+            let (first, last) = (&rows[0].id, &rows[rows.len() - 1].id);
             let mut tx = self.db().begin().await?;
-            seed::insert_events(&mut tx, &rows).await?;
+            match upkeep {
+                RollupUpkeep::Triggers => seed::insert_events(&mut tx, &rows).await?,
+                RollupUpkeep::Bulk => {
+                    let suspended = usage_rollups::suspend_trigger(&mut tx, kind).await?;
+                    seed::insert_events(&mut tx, &rows).await?;
+                    usage_rollups::add_events(&mut tx, first, last).await?;
+                    usage_rollups::resume_trigger(&mut tx, suspended).await?;
+                }
+            }
+            // Counters are derived state: written to match the events just added.
+            seed::add_counters_from_events(&mut tx, first, last).await?;
             tx.commit().await?;
-            done += n as u64;
+            done += n;
             progress("events", done, events);
         }
-        // Counters are derived state: write them to match the events just added.
-        let mut tx = self.db().begin().await?;
-        for ((user, start), n) in counters {
-            usage::add_within(&mut tx, &user, &metric, start, start + 86_400_000, n, None).await?;
-        }
-        tx.commit().await?;
         self.forget_subscriptions();
         Ok(())
     }

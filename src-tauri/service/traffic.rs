@@ -6,7 +6,7 @@ use super::decisions::Decision;
 use super::permissions::Action;
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::store::usage;
+use crate::store::{usage, PoolSize};
 use serde::Serialize;
 
 /// How many of something: an HTTP status (`"429"`) or an error code (`"quota_exceeded"`).
@@ -43,7 +43,27 @@ pub struct Traffic {
 /// At most this many refusals per answer.
 pub const MAX_REFUSALS: i64 = 200;
 
+/// What the engine holds at one moment, for the gauges `/metrics` exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gauges {
+    /// The database's connection pools.
+    pub pools: Vec<PoolSize>,
+    /// Batches of usage waiting for the group commit (memory metering only).
+    pub meter_write_queue: Option<usize>,
+    /// Where rate limits are counted (Redis, or this instance alone while Redis is away).
+    pub rate_limits: super::rate_limits::RateLimitBackend,
+}
+
 impl Engine {
+    /// The engine's gauges now (no database round trip).
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            pools: self.db().pool_sizes(),
+            meter_write_queue: self.inner.memory.as_ref().map(|m| m.waiting()),
+            rate_limits: self.rate_limit_backend(),
+        }
+    }
+
     /// `counts` (read from the server's metrics) with the latest `limit` refusals (20 default).
     pub async fn admin_traffic(
         &self,

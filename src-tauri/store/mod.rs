@@ -163,10 +163,36 @@ impl Db {
             .map(|_| ())
     }
 
+    /// Each connection pool with its open and idle connections: `read` and `write` on SQLite,
+    /// one `shared` pool on PostgreSQL.
+    pub fn pool_sizes(&self) -> Vec<PoolSize> {
+        let of = |name, pool: &AnyPool| PoolSize {
+            name,
+            open: pool.size(),
+            idle: pool.num_idle() as u32,
+            max: pool.options().get_max_connections(),
+        };
+        match self.kind {
+            Kind::Sqlite => vec![of("read", &self.read), of("write", &self.write)],
+            Kind::Postgres => vec![of("shared", &self.write)],
+        }
+    }
+
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
     }
+}
+
+/// A connection pool's size at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSize {
+    pub name: &'static str,
+    /// Connections open (idle or in use).
+    pub open: u32,
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
 }
 
 fn sqlite_pool(max: u32) -> AnyPoolOptions {

@@ -1,6 +1,7 @@
 //! Bulk inserts for `tollgate dev seed`: many rows per statement, many statements per
 //! transaction.
 
+use super::usage_rollups::common_prefix;
 use sqlx::AnyConnection;
 
 /// One value of a bulk-inserted row.
@@ -138,7 +139,12 @@ pub struct SeedEvent {
     pub metric: String,
     pub at: i64,
     pub period_start: i64,
+    /// The plan version the event counts under (what the triggers would look up).
+    pub plan_version_id: String,
 }
+
+/// Rows per statement for events (8 values a row keeps it under SQLite's limit).
+pub const EVENTS_PER_STATEMENT: usize = 4000;
 
 pub async fn insert_events(
     conn: &mut AnyConnection,
@@ -155,15 +161,43 @@ pub async fn insert_events(
                 1.into(),
                 r.at.into(),
                 r.period_start.into(),
+                r.plan_version_id.as_str().into(),
             ]
         })
         .collect();
-    insert_rows(
-        conn,
-        "usage_events (id, user_id, metric, kind, amount, at, period_start)",
-        &rows,
+    for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
+        insert_rows(
+            conn,
+            "usage_events (id, user_id, metric, kind, amount, at, period_start, plan_version_id)",
+            chunk,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Adds the usage events whose ids lie in `[first_id, last_id]` to their daily counters, one
+/// set-based statement (the seeder's counters are day windows).
+pub async fn add_counters_from_events(
+    conn: &mut AnyConnection,
+    first_id: &str,
+    last_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used)
+         SELECT user_id, metric, period_start, period_start + 86400000, SUM(amount)
+         FROM usage_events WHERE id BETWEEN $1 AND $2 AND substr(id, 1, CAST($3 AS INTEGER)) = $4
+         GROUP BY user_id, metric, period_start
+         ON CONFLICT (user_id, metric, period_start)
+         DO UPDATE SET used = usage_counters.used + excluded.used",
     )
-    .await
+    .bind(first_id)
+    .bind(last_id)
+    .bind(common_prefix(first_id, last_id).len() as i64)
+    .bind(common_prefix(first_id, last_id))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Customers' ids for a revenue history: users who are not staff and not deleted, oldest first.

@@ -279,9 +279,9 @@ async fn the_api_screen_counts_requests_errors_and_refusals(backend: Backend) {
 
     assert!(screen.status.running);
     assert_eq!(screen.status.addr, status.addr);
-    // `/health` and `/v1/me` (unmatched paths are not counted by route).
+    // `/health`, `/nowhere` (as the one `unmatched` route) and `/v1/me`.
     assert!(
-        screen.traffic.counts.requests >= 2,
+        screen.traffic.counts.requests >= 3,
         "{:?}",
         screen.traffic.counts
     );

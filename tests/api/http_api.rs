@@ -1,6 +1,6 @@
 //! The public HTTP API through the real router, as a customer's product uses it.
 
-use crate::helpers::{error_code, register, send, Backend, TestApp};
+use crate::helpers::{call, error_code, register, send, staff_token, Backend, TestApp};
 use crate::on_both;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -1084,46 +1084,127 @@ async fn docs_page_is_the_bundled_api_reference_pointed_at_this_server() {
     );
 }
 
-#[tokio::test]
-async fn metrics_count_requests_and_meter_decisions() {
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+on_both!(metrics_count_requests_by_route_template_and_meter_decisions);
+async fn metrics_count_requests_by_route_template_and_meter_decisions(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let r = register(&app, "metrics@example.com").await;
-    for _ in 0..4 {
+    let admin = staff_token(&app, "ops@example.com", tollgate::domain::Role::Admin).await;
+    let meter = |metric: &'static str| {
         send(
             &app,
             reqwest::Method::POST,
             "/v1/meter",
             Some(&r.key),
-            Some(json!({"metric": "videos"})),
+            Some(json!({ "metric": metric })),
+        )
+    };
+    for _ in 0..4 {
+        meter("videos").await;
+    }
+    assert_eq!(meter("no-such-metric").await.0, 422);
+    // Two different ids, one route template.
+    for id in ["key_0000metricsfirst", "key_0000metricssecond"] {
+        let (status, _, _) = send(
+            &app,
+            reqwest::Method::DELETE,
+            &format!("/v1/keys/{id}"),
+            Some(&r.access),
+            None,
         )
         .await;
+        assert_eq!(status, 404);
     }
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
+    let (status, _, body) = send(
+        &app,
+        reqwest::Method::GET,
+        "/scanner/wp-admin.php",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    assert_eq!(send(&app, brew, "/health", None, None).await.0, 405);
+
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert!(res.headers()["content-type"]
+        .to_str()
         .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+
+    let has = |line: &str| assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    has("# TYPE http_server_request_duration_seconds histogram");
+    has(
+        r#"http_server_request_duration_seconds_count{method="POST",route="/v1/meter",status="200"} 3"#,
+    );
+    has(
+        r#"http_server_request_duration_seconds_count{method="POST",route="/v1/meter",status="429"} 1"#,
+    );
+    has(
+        r#"http_server_request_duration_seconds_bucket{method="POST",route="/v1/meter",status="200",le="+Inf"} 3"#,
+    );
+    has(
+        r#"http_server_request_duration_seconds_count{method="DELETE",route="/v1/keys/{id}",status="404"} 2"#,
+    );
+    has(
+        r#"http_server_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 1"#,
+    );
+    has(
+        r#"http_server_request_duration_seconds_count{method="_OTHER",route="/health",status="405"} 1"#,
+    );
     assert!(
-        text.contains(
-            "tollgate_http_requests_total{method=\"POST\",route=\"/v1/meter\",status=\"200\"} 3"
-        ),
+        !text.contains("metricsfirst") && !text.contains("wp-admin"),
+        "{text}"
+    );
+    has(r#"tollgate_meter_decisions_total{metric="videos",decision="allowed"} 3"#);
+    has(r#"tollgate_meter_decisions_total{metric="videos",decision="quota_exceeded"} 1"#);
+    // A name the catalog does not declare is not a label value.
+    has(r#"tollgate_meter_decisions_total{metric="undeclared",decision="unknown_metric"} 1"#);
+    assert!(!text.contains("no-such-metric"), "{text}");
+    has(r#"tollgate_http_errors_total{code="route_not_found"} 1"#);
+    has(r#"tollgate_http_errors_total{code="quota_exceeded"} 1"#);
+    has(r#"tollgate_http_errors_total{code="not_found"} 2"#);
+    has(r#"tollgate_build_info{version="0.1.0"} 1"#);
+    let pools = text
+        .lines()
+        .filter(|l| l.starts_with("tollgate_db_pool_max_connections{pool="))
+        .count();
+    assert_eq!(
+        pools,
+        if backend == Backend::Sqlite { 2 } else { 1 },
         "{text}"
     );
     assert!(
-        text.contains(
-            "tollgate_http_requests_total{method=\"POST\",route=\"/v1/meter\",status=\"429\"} 1"
-        ),
+        text.contains("tollgate_db_pool_idle_connections{pool="),
         "{text}"
     );
-    assert!(
-        text.contains("tollgate_meter_decisions_total{metric=\"videos\",outcome=\"allowed\"} 3")
-    );
-    assert!(text.contains(
-        "tollgate_meter_decisions_total{metric=\"videos\",outcome=\"quota_exceeded\"} 1"
-    ));
-    assert!(text.contains("tollgate_http_request_duration_seconds_count"));
+
+    // The back office reads the same counters.
+    let (status, traffic) = call(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/traffic",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{traffic}");
+    let by_code = |code: &str| {
+        traffic["errors_by_code"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["key"] == code)
+            .map(|c| c["count"].as_i64().unwrap())
+    };
+    assert_eq!(by_code("route_not_found"), Some(1));
+    assert_eq!(by_code("not_found"), Some(2));
+    assert!(traffic["requests"].as_i64().unwrap() >= 11, "{traffic}");
+    assert!(traffic["requests_per_second"].as_f64().unwrap() > 0.0);
 }

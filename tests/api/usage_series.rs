@@ -259,3 +259,102 @@ async fn bad_ranges_are_refused_and_drifted_rollups_repaired(backend: Backend) {
     let (_, series) = get(&app, "/v1/admin/usage/series", &token).await;
     assert_eq!(sum(&series, "consumed"), 10);
 }
+
+/// Rollup rows summed over their shards: the platform tables by (table, plan version, metric,
+/// bucket, kind), the per-user table by (user number within its seed run, metric, day, kind).
+async fn rollup_totals(
+    app: &TestApp,
+) -> std::collections::HashMap<(&'static str, String, String, i64, String), (i64, i64)> {
+    use tollgate::store::usage_rollups::{stored, Rollup};
+    let mut totals = std::collections::HashMap::new();
+    for rollup in Rollup::ALL {
+        for (owner, metric, bucket, kind, amount, events) in
+            stored(app.engine.db().read(), rollup).await.unwrap()
+        {
+            // Seeded ids end with the user's number in its run.
+            let owner = match rollup {
+                Rollup::UserDaily => owner[owner.len() - 10..].to_owned(),
+                _ => owner,
+            };
+            let t = totals
+                .entry((rollup.table(), owner, metric, bucket, kind))
+                .or_insert((0, 0));
+            t.0 += amount;
+            t.1 += events;
+        }
+    }
+    totals
+}
+
+on_both!(the_bulk_seeder_leaves_the_rollups_the_triggers_would);
+async fn the_bulk_seeder_leaves_the_rollups_the_triggers_would(backend: Backend) {
+    use tollgate::service::seed::RollupUpkeep;
+    let Some(app) = TestApp::spawn_with(backend, |s| s.argon2.memory_kib = 256).await else {
+        return;
+    };
+    // Arrange: a small history through the per-row triggers.
+    app.engine
+        .seed_with(30, 900, 11, RollupUpkeep::Triggers, &|_, _, _| {})
+        .await
+        .unwrap();
+    let by_triggers = rollup_totals(&app).await;
+    assert!(by_triggers.len() > 30, "{}", by_triggers.len());
+
+    // The same draws again would repeat the emails.
+    sqlx::query("UPDATE users SET email = 'first.' || email WHERE role = 'user'")
+        .execute(app.engine.db().write())
+        .await
+        .unwrap();
+
+    // Act: the same draws again (new users and ids), with the set-based rollups.
+    app.engine
+        .seed_with(30, 900, 11, RollupUpkeep::Bulk, &|_, _, _| {})
+        .await
+        .unwrap();
+
+    // Assert: every rollup row grew by exactly what the triggers had written.
+    let both = rollup_totals(&app).await;
+    assert_eq!(both.len(), by_triggers.len());
+    for (key, (amount, events)) in &by_triggers {
+        assert_eq!(both[key], (2 * amount, 2 * events), "{key:?}");
+    }
+    let drifts = app
+        .engine
+        .verify_usage_rollups(false, "test")
+        .await
+        .unwrap();
+    assert!(drifts.is_empty(), "{drifts:?}");
+    let counter_drifts = app.engine.verify_usage(false, "test").await.unwrap();
+    assert!(counter_drifts.is_empty(), "{counter_drifts:?}");
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM usage_events").await,
+        1800
+    );
+
+    // The trigger is back: an event recorded the usual way reaches the rollups.
+    let metric = app.engine.catalog().await.unwrap().catalog.metrics[0].clone();
+    let user = new_user(&app, "after-seed@example.com").await;
+    meter(&app, &user.id, &metric, 1, None).await.unwrap();
+    assert_eq!(
+        scalar(&app, "SELECT CAST(SUM(events) AS BIGINT) FROM usage_hourly").await,
+        1801
+    );
+    let drifts = app
+        .engine
+        .verify_usage_rollups(false, "test")
+        .await
+        .unwrap();
+    assert!(drifts.is_empty(), "{drifts:?}");
+
+    // A rollup that lost a row is caught.
+    sqlx::query("DELETE FROM usage_daily WHERE day = (SELECT MIN(day) FROM usage_daily)")
+        .execute(app.engine.db().write())
+        .await
+        .unwrap();
+    let drifts = app
+        .engine
+        .verify_usage_rollups(false, "test")
+        .await
+        .unwrap();
+    assert!(!drifts.is_empty());
+}

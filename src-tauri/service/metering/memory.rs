@@ -11,7 +11,8 @@ use crate::service::Engine;
 use crate::store::{ms, usage};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 type CounterKey = (String, String, i64);
@@ -83,26 +84,46 @@ struct Batch {
 pub(crate) struct MemoryMeter {
     state: Mutex<MemoryState>,
     queue: mpsc::UnboundedSender<Batch>,
+    /// Batches sent to the writer and not yet committed (the writer-queue gauge).
+    waiting: Arc<AtomicUsize>,
 }
 
 impl MemoryMeter {
     pub(crate) fn start(db: crate::store::Db) -> MemoryMeter {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(group_commit(db, rx));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(group_commit(db, rx, waiting.clone()));
         MemoryMeter {
             state: Mutex::new(MemoryState::default()),
             queue: tx,
+            waiting,
         }
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
         self.state.lock().expect("meter state lock")
     }
+
+    fn enqueue(&self, batch: Batch) -> std::result::Result<(), mpsc::error::SendError<Batch>> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.queue.send(batch).inspect_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
+
+    /// Batches of usage waiting for the group commit.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
 }
 
 const MAX_BATCH: usize = 1024;
 
-async fn group_commit(db: crate::store::Db, mut rx: mpsc::UnboundedReceiver<Batch>) {
+async fn group_commit(
+    db: crate::store::Db,
+    mut rx: mpsc::UnboundedReceiver<Batch>,
+    waiting: Arc<AtomicUsize>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batches = vec![first];
         while batches.len() < MAX_BATCH {
@@ -117,6 +138,7 @@ async fn group_commit(db: crate::store::Db, mut rx: mpsc::UnboundedReceiver<Batc
         if let Err(e) = &result {
             tracing::error!(error = %e, n = batches.len(), "could not commit usage; the requests are answered with an error");
         }
+        waiting.fetch_sub(batches.len(), Ordering::Relaxed);
         for b in batches {
             if let Some(ack) = b.ack {
                 let _ = ack.send(result.clone());
@@ -332,7 +354,7 @@ impl Engine {
                         Err(denial) => {
                             // The renewal is real even when the consumption is refused.
                             if !writes.is_empty() {
-                                let _ = m.queue.send(Batch { writes, ack: None });
+                                let _ = m.enqueue(Batch { writes, ack: None });
                             }
                             return Err(refusal(r, req.metric, req.amount, window, denial));
                         }
@@ -374,7 +396,7 @@ impl Engine {
             m.lock().answers.insert(key.clone(), answer.clone());
         }
         let (ack, done) = oneshot::channel();
-        let sent = m.queue.send(Batch {
+        let sent = m.enqueue(Batch {
             writes,
             ack: Some(ack),
         });
