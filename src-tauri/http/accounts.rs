@@ -267,11 +267,10 @@ pub struct Me {
 
 async fn me_of(state: &AppState, user: User) -> Result<Me, ApiError> {
     let plan = state.engine.subscription(&user.id).await?.effective_plan;
-    let email_verified = state.engine.email_verified_at(&user.id).await?.is_some();
-    let mfa_enabled = state.engine.mfa_enabled(&user.id).await?;
+    let facts = state.engine.account_facts(&user.id).await?;
     Ok(Me {
-        email_verified,
-        mfa_enabled,
+        email_verified: facts.email_verified_at.is_some(),
+        mfa_enabled: facts.mfa_enabled,
         id: user.id,
         email: user.email,
         full_name: user.full_name,

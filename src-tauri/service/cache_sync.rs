@@ -61,6 +61,8 @@ pub enum Invalidation {
     Key(String),
     /// A user (id) was suspended, deleted, or changed role, email or name.
     User(String),
+    /// A user's (id) email verification or two-factor state changed.
+    Account(String),
     /// A user's (id) subscription row changed.
     Subscription(String),
     /// A catalog was applied.
@@ -74,6 +76,7 @@ impl Invalidation {
         match kind {
             "key" => Invalidation::Key(subject.to_owned()),
             "user" => Invalidation::User(subject.to_owned()),
+            "account" => Invalidation::Account(subject.to_owned()),
             "subscription" => Invalidation::Subscription(subject.to_owned()),
             "catalog" => Invalidation::Catalog,
             _ => Invalidation::Unknown,
@@ -117,6 +120,7 @@ impl Engine {
         let mut keys = HashSet::new();
         let mut users = HashSet::new();
         let mut subscribers = HashSet::new();
+        let mut accounts = HashSet::new();
         let mut catalog = false;
         for c in changes {
             match c {
@@ -125,7 +129,11 @@ impl Engine {
                 }
                 Invalidation::User(u) => {
                     users.insert(u.clone());
+                    accounts.insert(u.clone());
                     subscribers.insert(u);
+                }
+                Invalidation::Account(u) => {
+                    accounts.insert(u);
                 }
                 Invalidation::Subscription(u) => {
                     subscribers.insert(u);
@@ -146,6 +154,13 @@ impl Engine {
                     let k = k.value();
                     !keys.contains(k.key_id.as_str()) && !users.contains(k.user.id.as_str())
                 });
+        }
+        if !accounts.is_empty() {
+            self.inner
+                .account_facts
+                .write()
+                .expect("account facts cache")
+                .retain(|user, _| !accounts.contains(user));
         }
         if !subscribers.is_empty() {
             self.inner
@@ -168,6 +183,11 @@ impl Engine {
         self.inner.cache_generation.fetch_add(1, Ordering::AcqRel);
         self.forget_verified_keys();
         self.forget_subscriptions();
+        self.inner
+            .account_facts
+            .write()
+            .expect("account facts cache")
+            .clear();
         *self.inner.catalog.write().expect("catalog lock") = None;
     }
 
@@ -288,6 +308,10 @@ mod tests {
         assert_eq!(
             Invalidation::from_payload("subscription:usr_1"),
             Invalidation::Subscription("usr_1".into())
+        );
+        assert_eq!(
+            Invalidation::from_payload("account:usr_1"),
+            Invalidation::Account("usr_1".into())
         );
         assert_eq!(
             Invalidation::from_payload("catalog:7"),

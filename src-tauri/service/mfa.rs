@@ -72,9 +72,7 @@ impl Engine {
 
     /// Whether the user has confirmed two-factor authentication.
     pub async fn mfa_enabled(&self, user: &UserId) -> Result<bool> {
-        Ok(mfa::find(self.db().read(), user.as_str())
-            .await?
-            .is_some_and(|r| r.confirmed_at.is_some()))
+        Ok(self.account_facts(user).await?.mfa_enabled)
     }
 
     /// Unused recovery codes of a user.
@@ -151,6 +149,7 @@ impl Engine {
             .collect();
         mfa::replace_recovery_codes(&mut tx, user.id.as_str(), &hashes, self.now_ms()).await?;
         tx.commit().await?;
+        self.account_changed(user.id.as_str());
         Ok(codes)
     }
 
@@ -194,6 +193,7 @@ impl Engine {
         self.check_second_factor(&mut tx, user, factor).await?;
         mfa::delete(&mut tx, user.id.as_str()).await?;
         tx.commit().await?;
+        self.account_changed(user.id.as_str());
         Ok(())
     }
 
@@ -204,9 +204,11 @@ impl Engine {
         audit: &super::audit::Draft<'_>,
     ) -> Result<bool> {
         let account = self.user(user).await?;
-        let was_on = self.mfa_enabled(user).await?;
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
+        let was_on = mfa::find_in(&mut tx, user.as_str())
+            .await?
+            .is_some_and(|r| r.confirmed_at.is_some());
         let removed = mfa::delete(&mut tx, user.as_str()).await? > 0;
         if was_on {
             self.enqueue_mail(
@@ -227,6 +229,7 @@ impl Engine {
             )
             .await?;
         tx.commit().await?;
+        self.account_changed(user.as_str());
         if was_on {
             self.mail_written();
         }

@@ -1,6 +1,7 @@
 //! The service layer: the one place where Tollgate's behaviour lives. The HTTP API, the CLI
 //! and the desktop console are thin transports over these functions.
 
+pub mod account_facts;
 pub mod accounts;
 pub mod admin;
 pub mod api_keys;
@@ -72,6 +73,9 @@ pub(crate) struct Inner {
     pub(crate) login_failures: login_throttle::LoginFailures,
     /// Verified API keys by hash (see `cache_sync` for how they stay correct).
     pub(crate) key_cache: RwLock<HashMap<String, cache_sync::Cached<api_keys::VerifiedKey>>>,
+    /// Email verification and two-factor state by user id (see `account_facts`).
+    pub(crate) account_facts:
+        RwLock<HashMap<String, cache_sync::Cached<account_facts::AccountFacts>>>,
     /// Bumped by every invalidation: a value read from the database is cached only if this
     /// did not move during the read.
     pub(crate) cache_generation: AtomicU64,
@@ -158,6 +162,7 @@ impl Engine {
                 limiter,
                 login_failures: login_throttle::LoginFailures::default(),
                 key_cache: RwLock::new(HashMap::new()),
+                account_facts: RwLock::new(HashMap::new()),
                 cache_generation: AtomicU64::new(0),
                 holder: leases::holder_name(),
                 runs_background: AtomicBool::new(false),

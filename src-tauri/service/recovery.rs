@@ -7,7 +7,7 @@ use super::{crypto, mail::Template, Engine};
 use crate::domain::{Email, Password, User, UserId, UserStatus};
 use crate::error::{Error, Result};
 use crate::plans::RateLimit;
-use crate::store::{account_tokens, at, sessions, users, AnyConn};
+use crate::store::{account_tokens, sessions, users, AnyConn};
 use chrono::{DateTime, Duration, Utc};
 
 /// How long a verification link works.
@@ -115,14 +115,13 @@ impl Engine {
             .await?;
         users::set_email_verified(&mut tx, user.as_str(), self.now_ms()).await?;
         tx.commit().await?;
+        self.account_changed(user.as_str());
         self.user(&user).await
     }
 
     /// When the user's email was verified, if it was.
     pub async fn email_verified_at(&self, user: &UserId) -> Result<Option<DateTime<Utc>>> {
-        Ok(users::email_verified_at(self.db().read(), user.as_str())
-            .await?
-            .map(at))
+        Ok(self.account_facts(user).await?.email_verified_at)
     }
 
     /// Sends a new verification mail (rate limited per user); earlier links keep working
@@ -256,6 +255,7 @@ impl Engine {
         account_tokens::spend_all(&mut tx, user.as_str(), account_tokens::PASSWORD_RESET, now)
             .await?;
         tx.commit().await?;
+        self.account_changed(user.as_str());
         Ok(revoked)
     }
 }

@@ -194,15 +194,20 @@ pub async fn status_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Stri
         .await
 }
 
-/// When the account's email was verified (`None`: not yet, or no such account).
+/// What `/v1/me` and the email-verification gate read of an account besides its row: when
+/// the email was verified and whether two-factor sign-in is on (`None`: no such account).
 #[tracing::instrument(level = "debug", skip(pool))]
-pub async fn email_verified_at(pool: &AnyPool, id: &str) -> Result<Option<i64>, sqlx::Error> {
-    let v: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT email_verified_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(v.flatten())
+pub async fn account_facts(
+    pool: &AnyPool,
+    id: &str,
+) -> Result<Option<(Option<i64>, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.email_verified_at, (SELECT m.confirmed_at FROM mfa_totp m WHERE m.user_id = u.id)
+         FROM users u WHERE u.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Marks the email verified (once: a later verification keeps the first time).

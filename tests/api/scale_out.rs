@@ -113,6 +113,17 @@ async fn meter(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+async fn get_me(http: &reqwest::Client, server: &Server, key: &str) -> Value {
+    let res = http
+        .get(format!("{}/v1/me", server.base))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
 /// A ping on every instance, so that each has the key and the subscription cached.
 async fn warm(http: &reqwest::Client, servers: &[Server], key: &str) {
     for s in servers {
@@ -303,6 +314,49 @@ async fn three_instances_on_one_database_behave_as_one(backend: Backend) {
     eprintln!("suspension refused everywhere after {took:?}");
     // Someone else's cached key still works everywhere.
     warm(&http, &servers, &people[1].keys[1].1).await;
+
+    // An email verified and two-factor turned on by another process (here, plain SQL: the
+    // triggers announce whoever writes) show in every instance's cached `/v1/me`.
+    let account = &people[2];
+    for s in &servers {
+        let me = get_me(&http, s, &account.keys[1].1).await;
+        assert_eq!(
+            (me["email_verified"].clone(), me["mfa_enabled"].clone()),
+            (json!(false), json!(false)),
+            "{me}"
+        );
+    }
+    sqlx::query("UPDATE users SET email_verified_at = $2 WHERE id = $1")
+        .bind(&account.id)
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(engine.db().write())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO mfa_totp (user_id, secret_enc, created_at, confirmed_at) VALUES ($1, 'x', $2, $2)")
+        .bind(&account.id)
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(engine.db().write())
+        .await
+        .unwrap();
+    let changed_at = Instant::now();
+    for s in &servers {
+        loop {
+            let me = get_me(&http, s, &account.keys[1].1).await;
+            if me["email_verified"] == json!(true) && me["mfa_enabled"] == json!(true) {
+                break;
+            }
+            assert!(
+                changed_at.elapsed() < WITHIN,
+                "{} still answers {me}",
+                s.base
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    eprintln!(
+        "account facts changed everywhere after {:?}",
+        changed_at.elapsed()
+    );
 
     // The same signed webhook posted to all three at once is stored and applied once.
     let buyer = &people[4];
