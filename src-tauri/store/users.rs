@@ -194,13 +194,16 @@ pub async fn status_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Stri
         .await
 }
 
-/// What `/v1/me` and the email-verification gate read of an account besides its row: when
-/// the email was verified and whether two-factor sign-in is on (`None`: no such account).
+/// When an account's email was verified and when its two-factor sign-in was confirmed.
+pub type AccountFactsRow = (Option<i64>, Option<i64>);
+
+/// What `/v1/me` and the email-verification gate read of an account besides its row
+/// (`None`: no such account).
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn account_facts(
     pool: &AnyPool,
     id: &str,
-) -> Result<Option<(Option<i64>, Option<i64>)>, sqlx::Error> {
+) -> Result<Option<AccountFactsRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT u.email_verified_at, (SELECT m.confirmed_at FROM mfa_totp m WHERE m.user_id = u.id)
          FROM users u WHERE u.id = $1",
