@@ -19,10 +19,12 @@ pub mod schema;
 pub mod seed;
 pub mod sessions;
 pub mod settings;
+pub mod sqlite_writer;
 pub mod stats;
 pub mod stripe;
 pub mod subscriptions;
 pub mod usage;
+pub mod usage_batch;
 pub mod usage_rollups;
 pub mod users;
 

@@ -147,15 +147,12 @@ pub async fn add_credits(
     metric: &str,
     delta: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE credit_balances SET balance = balance + $3 WHERE user_id = $1 AND metric = $2 AND balance + $3 >= 0
-         RETURNING balance",
-    )
-    .bind(user)
-    .bind(metric)
-    .bind(delta)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_scalar(ADD_CREDITS)
+        .bind(user)
+        .bind(metric)
+        .bind(delta)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Every credit balance of one user, by metric.
@@ -191,25 +188,41 @@ pub struct NewEvent<'a> {
     pub answer: Option<&'a str>,
 }
 
+/// The head of an event insert; its ten columns are [`NewEvent`]'s fields in order.
+pub(crate) const INSERT_EVENTS: &str = "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer) VALUES ";
+/// An event insert of one row (an idempotency-key duplicate is skipped).
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING";
+/// The head and tail of a counter upsert; its five columns are [`CounterDelta`]'s fields.
+pub(crate) const ADD_COUNTERS: (&str, &str) = (
+    "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used) VALUES ",
+    " ON CONFLICT (user_id, metric, period_start) DO UPDATE SET used = usage_counters.used + excluded.used",
+);
+/// Adds `$3` to a balance unless it would go below zero; answers the new balance.
+pub(crate) const ADD_CREDITS: &str = "UPDATE credit_balances SET balance = balance + $3 WHERE user_id = $1 AND metric = $2 AND balance + $3 >= 0 RETURNING balance";
+/// Adds `$3` to a balance, creating it, and moves its grant period forward to `$4`.
+pub(crate) const ADD_CREDITS_UPSERT: &str = "INSERT INTO credit_balances (user_id, metric, balance, granted_for) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id, metric) DO UPDATE SET balance = credit_balances.balance + excluded.balance,
+           granted_for = CASE WHEN excluded.granted_for > credit_balances.granted_for
+                              THEN excluded.granted_for ELSE credit_balances.granted_for END";
+/// Records that a balance's grant for the period starting `$3` was made.
+pub(crate) const ADVANCE_GRANTED_FOR: &str = "UPDATE credit_balances SET granted_for = $3 WHERE user_id = $1 AND metric = $2 AND granted_for < $3";
+
 /// Inserts an event; false when its idempotency key was already used.
 #[tracing::instrument(level = "debug", skip_all, fields(kind = e.kind))]
 pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-    )
-    .bind(e.id)
-    .bind(e.user_id)
-    .bind(e.metric)
-    .bind(e.kind)
-    .bind(e.amount)
-    .bind(e.at)
-    .bind(e.period_start)
-    .bind(e.request_id)
-    .bind(e.idempotency_key)
-    .bind(e.answer)
-    .execute(conn)
-    .await?;
+    let r = sqlx::query(INSERT_EVENT)
+        .bind(e.id)
+        .bind(e.user_id)
+        .bind(e.metric)
+        .bind(e.kind)
+        .bind(e.amount)
+        .bind(e.at)
+        .bind(e.period_start)
+        .bind(e.request_id)
+        .bind(e.idempotency_key)
+        .bind(e.answer)
+        .execute(conn)
+        .await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -394,18 +407,13 @@ pub async fn add_credits_upsert(
     delta: i64,
     granted_for: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO credit_balances (user_id, metric, balance, granted_for) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (user_id, metric) DO UPDATE SET balance = credit_balances.balance + excluded.balance,
-           granted_for = CASE WHEN excluded.granted_for > credit_balances.granted_for
-                              THEN excluded.granted_for ELSE credit_balances.granted_for END",
-    )
-    .bind(user)
-    .bind(metric)
-    .bind(delta)
-    .bind(granted_for)
-    .execute(conn)
-    .await?;
+    sqlx::query(ADD_CREDITS_UPSERT)
+        .bind(user)
+        .bind(metric)
+        .bind(delta)
+        .bind(granted_for)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -474,13 +482,9 @@ pub async fn add_counters_batch(
         let (chunk, tail) = next_chunk(rest);
         rest = tail;
         let mut sql = String::with_capacity(200 + chunk.len() * 32);
-        sql.push_str(
-            "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used) VALUES ",
-        );
+        sql.push_str(ADD_COUNTERS.0);
         push_value_rows(&mut sql, chunk.len(), 5);
-        sql.push_str(
-            " ON CONFLICT (user_id, metric, period_start) DO UPDATE SET used = usage_counters.used + excluded.used",
-        );
+        sql.push_str(ADD_COUNTERS.1);
         let mut q = sqlx::query(&sql);
         for d in chunk {
             q = q
@@ -507,9 +511,7 @@ pub async fn insert_events_batch(
         let (chunk, tail) = next_chunk(rest);
         rest = tail;
         let mut sql = String::with_capacity(140 + chunk.len() * 64);
-        sql.push_str(
-            "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer) VALUES ",
-        );
+        sql.push_str(INSERT_EVENTS);
         push_value_rows(&mut sql, chunk.len(), COLUMNS);
         sql.push_str(" ON CONFLICT DO NOTHING");
         let mut q = sqlx::query(&sql);
@@ -539,7 +541,7 @@ pub async fn advance_granted_for(
     metric: &str,
     granted_for: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE credit_balances SET granted_for = $3 WHERE user_id = $1 AND metric = $2 AND granted_for < $3")
+    sqlx::query(ADVANCE_GRANTED_FOR)
         .bind(user)
         .bind(metric)
         .bind(granted_for)

@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::plans::rules::{self, Credits, Rule};
 use crate::service::subscriptions::Resolved;
 use crate::service::Engine;
-use crate::store::{ms, usage};
+use crate::store::usage_batch::{self, CreditDelta, GroupWrites};
+use crate::store::{ms, sqlite_writer, usage};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -86,17 +87,41 @@ pub(crate) struct MemoryMeter {
     queue: mpsc::UnboundedSender<Batch>,
     /// Batches sent to the writer and not yet committed (the writer-queue gauge).
     waiting: Arc<AtomicUsize>,
+    /// Keeps the SQLite log's checkpoint thread running while the writer runs.
+    _checkpoints: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl MemoryMeter {
+    /// Starts the group commit: on a SQLite file, a writer thread of its own
+    /// (`store::sqlite_writer`); otherwise a task committing through the pool.
     pub(crate) fn start(db: crate::store::Db) -> MemoryMeter {
         let (tx, rx) = mpsc::unbounded_channel();
         let waiting = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(group_commit(db, rx, waiting.clone()));
+        let mut checkpoints = None;
+        match sqlite_writer::file_of(&db).map(|f| (sqlite_writer::open(&f), f)) {
+            Some((Ok(conn), file)) => {
+                let w = waiting.clone();
+                let started = std::thread::Builder::new()
+                    .name("tollgate-usage-writer".into())
+                    .spawn(move || write_on_thread(conn, rx, w));
+                match started {
+                    Ok(_) => checkpoints = sqlite_writer::start_checkpoints(file).ok(),
+                    Err(e) => panic!("could not start the usage writer thread: {e}"),
+                }
+            }
+            Some((Err(e), _)) => {
+                tracing::warn!(error = %e, "could not open the usage writer's connection; usage is committed through the pool");
+                tokio::spawn(group_commit(db, rx, waiting.clone()));
+            }
+            None => {
+                tokio::spawn(group_commit(db, rx, waiting.clone()));
+            }
+        }
         MemoryMeter {
             state: Mutex::new(MemoryState::default()),
             queue: tx,
             waiting,
+            _checkpoints: checkpoints,
         }
     }
 
@@ -119,40 +144,64 @@ impl MemoryMeter {
 
 const MAX_BATCH: usize = 1024;
 
+/// The batches waiting after `first`, up to [`MAX_BATCH`].
+fn gather(first: Batch, rx: &mut mpsc::UnboundedReceiver<Batch>) -> Vec<Batch> {
+    let mut batches = vec![first];
+    while batches.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(b) => batches.push(b),
+            Err(_) => break,
+        }
+    }
+    batches
+}
+
+/// Answers every request of `batches` with the commit's result.
+fn acknowledge(
+    batches: Vec<Batch>,
+    result: std::result::Result<(), String>,
+    waiting: &AtomicUsize,
+) {
+    if let Err(e) = &result {
+        tracing::error!(error = %e, n = batches.len(), "could not commit usage; the requests are answered with an error");
+    }
+    waiting.fetch_sub(batches.len(), Ordering::Relaxed);
+    for b in batches {
+        if let Some(ack) = b.ack {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+/// The writer thread's loop: it ends when the meter (the channel's sender) is dropped.
+fn write_on_thread(
+    mut conn: rusqlite::Connection,
+    mut rx: mpsc::UnboundedReceiver<Batch>,
+    waiting: Arc<AtomicUsize>,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let batches = gather(first, &mut rx);
+        let result = sqlite_writer::commit(&mut conn, &writes_of(&batches));
+        acknowledge(batches, result, &waiting);
+    }
+}
+
 async fn group_commit(
     db: crate::store::Db,
     mut rx: mpsc::UnboundedReceiver<Batch>,
     waiting: Arc<AtomicUsize>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut batches = vec![first];
-        while batches.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(b) => batches.push(b),
-                Err(_) => break,
-            }
-        }
-        let result = commit_batches(&db, &batches)
+        let batches = gather(first, &mut rx);
+        let result = usage_batch::commit(&db, &writes_of(&batches))
             .await
             .map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, n = batches.len(), "could not commit usage; the requests are answered with an error");
-        }
-        waiting.fetch_sub(batches.len(), Ordering::Relaxed);
-        for b in batches {
-            if let Some(ack) = b.ack {
-                let _ = ack.send(result.clone());
-            }
-        }
+        acknowledge(batches, result, &waiting);
     }
 }
 
-async fn commit_batches(
-    db: &crate::store::Db,
-    batches: &[Batch],
-) -> std::result::Result<(), sqlx::Error> {
-    // One multi-row insert for the events, one multi-row upsert for the counters, one upsert
-    // per balance touched.
+/// The batches' writes, with the deltas of one counter or balance added together.
+fn writes_of(batches: &[Batch]) -> GroupWrites<'_> {
     let mut events = Vec::new();
     let mut counters: HashMap<(&str, &str, i64, i64), i64> = HashMap::new();
     let mut credits: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
@@ -180,40 +229,30 @@ async fn commit_batches(
             }
         }
     }
-    let mut tx = db.begin().await?;
-    usage::insert_events_batch(&mut tx, &events).await?;
-    // One statement per chunk of counters, not one round trip per customer.
-    let counters: Vec<usage::CounterDelta> = counters
-        .into_iter()
-        .map(
-            |((user_id, metric, period_start, period_end), delta)| usage::CounterDelta {
+    GroupWrites {
+        events,
+        counters: counters
+            .into_iter()
+            .map(
+                |((user_id, metric, period_start, period_end), delta)| usage::CounterDelta {
+                    user_id,
+                    metric,
+                    period_start,
+                    period_end,
+                    delta,
+                },
+            )
+            .collect(),
+        credits: credits
+            .into_iter()
+            .map(|((user_id, metric), (delta, granted_for))| CreditDelta {
                 user_id,
                 metric,
-                period_start,
-                period_end,
                 delta,
-            },
-        )
-        .collect();
-    usage::add_counters_batch(&mut tx, &counters).await?;
-    for ((user, metric), (delta, granted_for)) in credits {
-        // A CHECK constraint is evaluated on the row an upsert would insert, so only a net
-        // grant may create a balance; a net spend updates the existing one.
-        if delta >= 0 {
-            usage::add_credits_upsert(&mut tx, user, metric, delta, granted_for).await?;
-        } else {
-            if usage::add_credits(&mut tx, user, metric, delta)
-                .await?
-                .is_none()
-            {
-                return Err(sqlx::Error::Protocol(format!(
-                    "credit balance of {user}/{metric} would go below zero"
-                )));
-            }
-            usage::advance_granted_for(&mut tx, user, metric, granted_for).await?;
-        }
+                granted_for,
+            })
+            .collect(),
     }
-    tx.commit().await
 }
 
 impl Engine {
