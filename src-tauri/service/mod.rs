@@ -50,6 +50,9 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// Key uses written per transaction by [`Engine::flush_key_uses`].
+const KEY_USES_PER_TRANSACTION: usize = 250;
+
 pub(crate) struct Inner {
     db: Db,
     settings: Settings,
@@ -217,16 +220,18 @@ impl Engine {
 
     /// Writes pending API-key "last used" times in one transaction.
     pub async fn flush_key_uses(&self) -> Result<(), Error> {
-        let pending: Vec<(String, i64)> = {
+        let mut pending: Vec<(String, i64)> = {
             let mut map = self.inner.key_uses.lock().expect("key-use lock");
             map.drain().collect()
         };
-        if pending.is_empty() {
-            return Ok(());
+        // In key order (neighbouring rows), a few hundred per transaction: metered calls
+        // waiting for the write lock wait for one short transaction, not for all of them.
+        pending.sort_unstable();
+        for chunk in pending.chunks(KEY_USES_PER_TRANSACTION) {
+            let mut tx = self.db().begin().await?;
+            store::api_keys::record_last_used(&mut tx, chunk).await?;
+            tx.commit().await?;
         }
-        let mut tx = self.db().begin().await?;
-        store::api_keys::record_last_used(&mut tx, &pending).await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -103,18 +103,31 @@ pub async fn revoke_all(
     Ok(r.rows_affected())
 }
 
-/// Records when keys were last used, in one statement per key, batched by the caller.
+/// Records when keys were last used: one statement for all of `uses` (never moving a time
+/// back). The caller keeps `uses` short, so that the write lock is held briefly.
 #[tracing::instrument(level = "debug", skip_all, fields(n = uses.len()))]
 pub async fn record_last_used(
     conn: &mut AnyConnection,
     uses: &[(String, i64)],
 ) -> Result<(), sqlx::Error> {
-    for (id, when) in uses {
-        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
-            .bind(id)
-            .bind(when)
-            .execute(&mut *conn)
-            .await?;
+    if uses.is_empty() {
+        return Ok(());
     }
+    // VALUES names its columns column1, column2 on both databases.
+    let mut sql = String::from("UPDATE api_keys SET last_used_at = v.column2 FROM (VALUES ");
+    for i in 0..uses.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+    }
+    sql.push_str(
+        ") AS v WHERE api_keys.id = v.column1 AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.column2)",
+    );
+    let mut q = sqlx::query(&sql);
+    for (id, when) in uses {
+        q = q.bind(id).bind(when);
+    }
+    q.execute(conn).await?;
     Ok(())
 }

@@ -57,6 +57,52 @@ async fn key_is_shown_once_stored_hashed_and_verifies(backend: Backend) {
     assert!(listed[0].last_used_at.is_some());
 }
 
+on_both!(key_uses_are_flushed_in_batches_and_never_move_back);
+async fn key_uses_are_flushed_in_batches_and_never_move_back(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let u = new_user(&app, "many-keys@example.com").await;
+    // More keys than one flush transaction takes, so that the flush spans several.
+    let mut plain = Vec::new();
+    for i in 0..260 {
+        let name = format!("key {i}");
+        let k = app
+            .engine
+            .create_api_key(
+                &u.id,
+                NewKey {
+                    name: &name,
+                    scopes: None,
+                    expires_at: None,
+                },
+            )
+            .await
+            .unwrap();
+        plain.push((k.info.id.to_string(), k.plaintext.expose().to_owned()));
+    }
+    // One key was used later than this flush will say (another instance wrote it).
+    let later = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+        .bind(&plain[7].0)
+        .bind(later)
+        .execute(app.engine.db().write())
+        .await
+        .unwrap();
+    for (_, key) in &plain {
+        app.engine.verify_api_key(key).await.unwrap();
+    }
+    app.engine.flush_key_uses().await.unwrap();
+    let listed = app.engine.list_api_keys(&u.id).await.unwrap();
+    assert_eq!(listed.len(), 260);
+    assert!(listed.iter().all(|k| k.last_used_at.is_some()));
+    let kept = listed
+        .iter()
+        .find(|k| k.id.to_string() == plain[7].0)
+        .unwrap();
+    assert_eq!(kept.last_used_at.map(|t| t.timestamp_millis()), Some(later));
+}
+
 on_both!(unknown_revoked_expired_and_suspended_keys_fail_each_their_own_way);
 async fn unknown_revoked_expired_and_suspended_keys_fail_each_their_own_way(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {

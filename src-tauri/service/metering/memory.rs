@@ -23,6 +23,7 @@ type CreditKey = (String, String);
 pub(crate) struct MemoryState {
     pub(super) counters: HashMap<CounterKey, i64>,
     pub(super) credits: HashMap<CreditKey, Credits>,
+    /// Answers of consumptions not committed yet, by (user, idempotency key).
     pub(super) answers: HashMap<(String, String), Consumption>,
 }
 
@@ -464,6 +465,11 @@ impl Engine {
             return Err(Error::Internal(anyhow::anyhow!(
                 "recording usage failed: {e}"
             )));
+        }
+        if let Some(key) = &idem {
+            // Committed: a repeat of the key now finds the event in the database. Only
+            // answers still on their way to disk stay here, so the map stays small.
+            m.lock().answers.remove(key);
         }
         Ok(answer)
     }
