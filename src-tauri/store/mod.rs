@@ -97,8 +97,10 @@ impl Db {
             .with_context(|| format!("parsing database URL {}", redact_url(url)))?;
         let (read, write) = match kind {
             Kind::Sqlite => {
-                let write = sqlite_pool(1).connect_with(opts.clone()).await?;
-                let read = sqlite_pool(8).connect_with(opts).await?;
+                let write = sqlite_pool(1, WRITER_PRAGMAS)
+                    .connect_with(opts.clone())
+                    .await?;
+                let read = sqlite_pool(8, "").connect_with(opts).await?;
                 (read, write)
             }
             Kind::Postgres => {
@@ -197,15 +199,26 @@ pub struct PoolSize {
     pub max: u32,
 }
 
-fn sqlite_pool(max: u32) -> AnyPoolOptions {
+/// The settings of every SQLite connection.
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// What a connection that writes adds: a page cache of 32 MiB (SQLite's default of 2 MiB
+/// re-reads the pages of the usage indexes, whose inserts fall all over them, at every
+/// commit), and statement journals (for triggers and upserts) in memory, not in temporary
+/// files.
+pub(crate) const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;";
+
+fn sqlite_pool(max: u32, extra: &'static str) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-                    .await?;
+                conn.execute(SQLITE_PRAGMAS).await?;
+                if !extra.is_empty() {
+                    conn.execute(extra).await?;
+                }
                 Ok(())
             })
         })

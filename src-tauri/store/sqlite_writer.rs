@@ -36,9 +36,9 @@ pub fn file_of(db: &Db) -> Option<PathBuf> {
 /// off (see [`start_checkpoints`]).
 pub fn open(file: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(file)?;
-    conn.execute_batch(
-        "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
-    )?;
+    conn.execute_batch(super::SQLITE_PRAGMAS)?;
+    conn.execute_batch(super::WRITER_PRAGMAS)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
 }
