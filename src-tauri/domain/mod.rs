@@ -8,7 +8,9 @@ pub mod secret;
 pub mod user;
 
 pub use email::Email;
-pub use ids::{KeyId, SessionId, UserId};
+pub use ids::{
+    AuditId, KeyId, MailId, PlanVersionId, SessionId, SubscriptionId, UsageEventId, UserId,
+};
 pub use role::{Role, UserStatus};
 pub use scope::Scope;
 pub use secret::{Password, PlaintextApiKey, RefreshToken, SecretString};

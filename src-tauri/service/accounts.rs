@@ -26,7 +26,7 @@ pub struct TokenPair {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct SessionInfo {
-    pub id: String,
+    pub id: SessionId,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -232,7 +232,7 @@ impl Engine {
         let session = sessions::find_in(&mut tx, &row.session_id)
             .await?
             .ok_or(Error::InvalidRefreshToken)?;
-        let user_id = UserId::from_db(session.user_id.clone());
+        let user_id = session.user_id.clone();
         if session.revoked_at.is_some() {
             return Err(Error::SessionRevoked);
         }
@@ -264,7 +264,7 @@ impl Engine {
             .await?;
         sessions::touch(&mut tx, &session.id, device.ip.as_deref(), now).await?;
         tx.commit().await?;
-        let sid = SessionId::from_db(session.id);
+        let sid = session.id;
         let ttl = self.settings().tokens.access_ttl_secs;
         Ok(TokenPair {
             access_token: self.sign_access_token(&user.id, &sid, user.role, ttl, None)?,
@@ -295,7 +295,7 @@ impl Engine {
         Ok(rows
             .into_iter()
             .map(|r| SessionInfo {
-                current: current.is_some_and(|c| c.as_str() == r.id),
+                current: current.is_some_and(|c| *c == r.id),
                 id: r.id,
                 user_agent: r.user_agent,
                 ip: r.ip,
@@ -394,7 +394,7 @@ impl Engine {
     ) -> Result<(User, Option<String>)> {
         let email = Email::parse(email)?;
         if let Some(row) = users::find_live_by_email(self.db().read(), &email).await? {
-            let id = UserId::from_db(row.id);
+            let id = row.id;
             let mut tx = self.db().begin().await?;
             users::set_role(&mut tx, &id, role, self.now_ms()).await?;
             tx.commit().await?;

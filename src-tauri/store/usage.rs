@@ -1,10 +1,11 @@
 //! Usage counters, credit balances and the usage events they are derived from.
 
+use crate::domain::{UsageEventId, UserId};
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct CounterRow {
-    pub user_id: String,
+    pub user_id: UserId,
     pub metric: String,
     pub period_start: i64,
     pub period_end: i64,
@@ -171,7 +172,7 @@ pub async fn credits_of_user_in(
 }
 
 #[tracing::instrument(level = "debug", skip(pool))]
-pub async fn all_credits(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+pub async fn all_credits(pool: &AnyPool) -> Result<Vec<(UserId, String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT user_id, metric, balance FROM credit_balances")
         .fetch_all(pool)
         .await
@@ -215,8 +216,8 @@ pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct EventRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: UsageEventId,
+    pub user_id: UserId,
     pub metric: String,
     pub kind: String,
     pub amount: i64,
@@ -308,7 +309,7 @@ pub async fn daily_history(
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn counters_from_events(
     pool: &AnyPool,
-) -> Result<Vec<(String, String, i64, i64)>, sqlx::Error> {
+) -> Result<Vec<(UserId, String, i64, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT user_id, metric, period_start, CAST(SUM(amount) AS BIGINT) FROM usage_events
          WHERE kind IN ('consume', 'release', 'reset') AND period_start >= 0
@@ -322,7 +323,7 @@ pub async fn counters_from_events(
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn credits_from_events(
     pool: &AnyPool,
-) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+) -> Result<Vec<(UserId, String, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT user_id, metric, CAST(SUM(CASE WHEN kind = 'grant' THEN amount ELSE -amount END) AS BIGINT)
          FROM usage_events WHERE kind IN ('grant', 'expire', 'consume', 'release') AND period_start = -1
@@ -365,7 +366,7 @@ pub async fn insert_decision(
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct DecisionRow {
     pub request_id: String,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub key_prefix: Option<String>,
     pub code: String,
     pub status: i64,

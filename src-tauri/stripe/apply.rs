@@ -22,7 +22,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Applied {
     pub status: EventStatus,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub error: Option<String>,
     /// What changed, in words (for replay's progress and --dry-run).
     pub changes: Vec<String>,
@@ -213,7 +213,7 @@ impl Engine {
                 out.changes
                     .push(format!("customer {customer} linked to user {u}"));
                 out.linked_customer = Some(customer.clone());
-                u.to_string()
+                u
             }
         };
         db::lock_user(tx, &user, self.is_postgres()).await?;
@@ -252,7 +252,7 @@ impl Engine {
     async fn note_checkout(
         &self,
         tx: &mut AnyConn,
-        user: &str,
+        user: &UserId,
         c: &CheckoutFacts,
         out: &mut Applied,
     ) -> Applying<()> {
@@ -290,7 +290,7 @@ impl Engine {
     async fn merge_subscription(
         &self,
         tx: &mut AnyConn,
-        user: &str,
+        user: &UserId,
         s: &SubscriptionFacts,
         key: StateKey<'_>,
         out: &mut Applied,
@@ -326,7 +326,7 @@ impl Engine {
     pub(super) async fn merge_invoice(
         &self,
         tx: &mut AnyConn,
-        user: &str,
+        user: &UserId,
         i: &InvoiceFacts,
         failed_at: Option<i64>,
         out: &mut Applied,
@@ -377,7 +377,7 @@ impl Engine {
     async fn merge_refund(
         &self,
         tx: &mut AnyConn,
-        user: &str,
+        user: &UserId,
         r: &RefundFacts,
         event_at: i64,
         out: &mut Applied,

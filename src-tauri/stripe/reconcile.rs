@@ -7,6 +7,7 @@ use super::client::StripeClient;
 use super::event::{self, SubscriptionFacts};
 use super::merge::{self, is_terminal, StateKey};
 use super::receive::EventStatus;
+use crate::domain::UserId;
 use crate::error::Result;
 use crate::service::Engine;
 use crate::store::stripe::{self as db, SubscriptionState};
@@ -135,7 +136,7 @@ impl Engine {
         &self,
         conn: &mut AnyConn,
         s: &SubscriptionFacts,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<UserId>> {
         if let Some(c) = db::customer_in(conn, &s.customer).await? {
             return Ok(Some(c.user_id));
         }
@@ -230,7 +231,7 @@ impl Engine {
                 false
             };
             report.mismatches.push(Mismatch {
-                target: user.clone(),
+                target: user.to_string(),
                 what: format!("subscription row does not follow Stripe's {}", s.id),
                 fixed,
             });

@@ -130,7 +130,7 @@ async fn target(engine: &Engine, n: usize) -> Target {
                 retry_after_s: 10,
                 resets_at: "2030-01-01T00:00:00Z".parse().unwrap(),
             }),
-            user_id: Some(user.id.to_string()),
+            user_id: Some(user.id.clone()),
             key_prefix: None,
             plan_version: Some("free@1".into()),
             subscription_status: Some("active".into()),
