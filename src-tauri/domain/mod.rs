@@ -1,5 +1,47 @@
 //! Domain types: built only through checked constructors, so services never re-validate.
 
+/// An enum sent and stored as fixed strings: the derives every such enum needs, `ALL` (every
+/// variant, in declaration order) and `as_str`. Each variant names its text, which serde,
+/// the OpenAPI schema and the bindings all use.
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            serde::Serialize,
+            serde::Deserialize,
+            utoipa::ToSchema,
+        )]
+        #[cfg_attr(feature = "desktop", derive(specta::Type))]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+    };
+}
+pub(crate) use string_enum;
+
 pub mod email;
 pub mod ids;
 pub mod role;

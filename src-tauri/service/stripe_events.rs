@@ -203,7 +203,8 @@ pub mod admin {
         pub id: String,
         #[serde(rename = "type")]
         pub type_: String,
-        /// `applied`, `pending`, `failed` or `ignored`.
+        /// `applied`, `pending`, `failed` or `ignored`; `skipped` (already applied before)
+        /// in a command-line replay.
         pub outcome: String,
         pub error: Option<String>,
         pub changes: Vec<String>,
@@ -438,15 +439,7 @@ pub mod admin {
             let now = self.now_ms();
             let (done, linked) = match self.apply_in(&mut sp, &row).await {
                 Ok(a) => {
-                    db::set_event_outcome(
-                        &mut sp,
-                        id,
-                        a.status.as_str(),
-                        a.error.as_deref(),
-                        a.user_id.as_deref(),
-                        now,
-                    )
-                    .await?;
+                    a.record(&mut sp, id, now).await?;
                     sp.commit().await?;
                     let user = a.user_id.clone();
                     (

@@ -195,23 +195,29 @@ pub struct NewEvent<'a> {
 /// Inserts an event; false when its idempotency key was already used.
 #[tracing::instrument(level = "debug", skip_all, fields(kind = e.kind))]
 pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+    let q = sqlx::query(
         "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-    )
-    .bind(e.id)
-    .bind(e.user_id)
-    .bind(e.metric)
-    .bind(e.kind)
-    .bind(e.amount)
-    .bind(e.at)
-    .bind(e.period_start)
-    .bind(e.request_id)
-    .bind(e.idempotency_key)
-    .bind(e.answer)
-    .execute(conn)
-    .await?;
+    );
+    let r = bind_event(q, e).execute(conn).await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// Binds an event's ten columns in the order of `insert_event`'s column list.
+fn bind_event<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    e: &NewEvent<'q>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(e.id)
+        .bind(e.user_id)
+        .bind(e.metric)
+        .bind(e.kind)
+        .bind(e.amount)
+        .bind(e.at)
+        .bind(e.period_start)
+        .bind(e.request_id)
+        .bind(e.idempotency_key)
+        .bind(e.answer)
 }
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -515,17 +521,7 @@ pub async fn insert_events_batch(
         sql.push_str(" ON CONFLICT DO NOTHING");
         let mut q = sqlx::query(&sql);
         for e in chunk {
-            q = q
-                .bind(e.id)
-                .bind(e.user_id)
-                .bind(e.metric)
-                .bind(e.kind)
-                .bind(e.amount)
-                .bind(e.at)
-                .bind(e.period_start)
-                .bind(e.request_id)
-                .bind(e.idempotency_key)
-                .bind(e.answer);
+            q = bind_event(q, e);
         }
         q.execute(&mut *conn).await?;
     }

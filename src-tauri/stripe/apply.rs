@@ -45,6 +45,21 @@ impl Applied {
             row_changed: false,
         }
     }
+
+    /// Records this outcome on the stored event (`at` becomes its `applied_at` unless it
+    /// stays pending).
+    pub(crate) async fn record(&self, conn: &mut AnyConn, id: &str, at: i64) -> Result<()> {
+        db::set_event_outcome(
+            conn,
+            id,
+            self.status.as_str(),
+            self.error.as_deref(),
+            self.user_id.as_deref(),
+            at,
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// A failure while applying: bad data (the event fails) or the database (it stays pending).
@@ -138,15 +153,7 @@ impl Engine {
         }
         match self.apply_in(&mut tx, &row).await {
             Ok(applied) => {
-                db::set_event_outcome(
-                    &mut tx,
-                    id,
-                    applied.status.as_str(),
-                    applied.error.as_deref(),
-                    applied.user_id.as_deref(),
-                    now,
-                )
-                .await?;
+                applied.record(&mut tx, id, now).await?;
                 tx.commit().await?;
                 if let Some(user) = applied.user_id.as_deref().filter(|_| applied.row_changed) {
                     self.subscription_changed(user);

@@ -32,6 +32,17 @@ pub struct ReconcileReport {
     pub mismatches: Vec<Mismatch>,
 }
 
+impl ReconcileReport {
+    /// A listed object whose JSON did not parse: reported, never applied.
+    fn unreadable(&mut self, id: String, e: impl std::fmt::Display) {
+        self.mismatches.push(Mismatch {
+            target: id,
+            what: format!("Stripe's answer could not be read: {e}"),
+            fixed: false,
+        });
+    }
+}
+
 const RECONCILE_EVENT: &str = "reconcile";
 
 fn differences(ours: Option<&SubscriptionState>, theirs: &SubscriptionFacts) -> Vec<String> {
@@ -79,11 +90,7 @@ impl Engine {
         let mut seen = HashSet::new();
         for raw in listed {
             report.subscriptions_checked += 1;
-            let id = raw
-                .get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-                .to_owned();
+            let id = object_id(&raw);
             let parsed: std::result::Result<stripe_shared::Subscription, _> =
                 serde_json::from_value(raw);
             let s = match parsed {
@@ -92,11 +99,7 @@ impl Engine {
                     event::subscription_facts(&s, deleted)
                 }
                 Err(e) => {
-                    report.mismatches.push(Mismatch {
-                        target: id,
-                        what: format!("Stripe's answer could not be read: {e}"),
-                        fixed: false,
-                    });
+                    report.unreadable(id, e);
                     continue;
                 }
             };
@@ -283,22 +286,14 @@ impl Engine {
         let listed = client.list_invoices_since(since).await?;
         for raw in listed {
             report.invoices_checked += 1;
-            let id = raw
-                .get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-                .to_owned();
+            let id = object_id(&raw);
             let facts = serde_json::from_value::<stripe_shared::Invoice>(raw.clone())
                 .map_err(|e| e.to_string())
                 .and_then(|inv| event::invoice_facts(&inv, Some(&raw)));
             let i = match facts {
                 Ok(i) => i,
                 Err(e) => {
-                    report.mismatches.push(Mismatch {
-                        target: id,
-                        what: format!("Stripe's answer could not be read: {e}"),
-                        fixed: false,
-                    });
+                    report.unreadable(id, e);
                     continue;
                 }
             };
@@ -369,4 +364,12 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// A listed Stripe object's id, for reports about objects that may not parse.
+fn object_id(raw: &serde_json::Value) -> String {
+    raw.get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?")
+        .to_owned()
 }
