@@ -2,12 +2,14 @@
 
 /// An enum sent and stored as fixed strings: the derives every such enum needs, `ALL` (every
 /// variant, in declaration order) and `as_str`. Each variant names its text, which serde,
-/// the OpenAPI schema and the bindings all use.
+/// the OpenAPI schema and the bindings all use. (`$text` is a `tt`, not a `literal`: utoipa does
+/// not read a rename whose value comes wrapped as a `literal` fragment, and falls back to the
+/// variant name.)
 macro_rules! string_enum {
     (
         $(#[$meta:meta])*
         pub enum $name:ident {
-            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+            $($(#[$vmeta:meta])* $variant:ident = $text:tt,)+
         }
     ) => {
         $(#[$meta])*
@@ -57,3 +59,23 @@ pub use role::{Role, UserStatus};
 pub use scope::Scope;
 pub use secret::{Password, PlaintextApiKey, RefreshToken, SecretString};
 pub use user::User;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_string_enum_speaks_its_texts_in_json_and_in_openapi() {
+        let scope = serde_json::to_value(<Scope as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(scope["enum"], json!(["meter", "read", "write"]));
+        let role = serde_json::to_value(<Role as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(role["enum"], json!(["user", "support", "finance", "admin"]));
+        assert_eq!(
+            serde_json::to_value(Role::Finance).unwrap(),
+            json!("finance")
+        );
+        assert_eq!(Scope::ALL.map(Scope::as_str), ["meter", "read", "write"]);
+        assert!(serde_json::from_value::<UserStatus>(json!("Active")).is_err());
+    }
+}
