@@ -5,8 +5,9 @@ use super::error::CommandError;
 use super::state::Console;
 use super::wire::{Impersonated, PlanSummary};
 use crate::domain::{KeyId, SessionId, UserId};
-use crate::service::admin::{UserDetail, UserPage, UserQuery};
+use crate::service::admin::{Actor, UserDetail, UserPage, UserQuery};
 use crate::service::subscriptions::Effective;
+use crate::service::Engine;
 use tauri::State;
 
 fn user_id(raw: &str) -> Result<UserId, CommandError> {
@@ -44,10 +45,17 @@ impl Console {
             .collect())
     }
 
-    /// The detail after an action, read as the same staff member.
-    async fn refreshed(&self, user: &UserId) -> Result<UserDetail, CommandError> {
+    /// Runs one action on a user as the signed-in staff member and answers the refreshed
+    /// detail, read as the same staff member.
+    async fn act<T>(
+        &self,
+        user: &str,
+        action: impl AsyncFnOnce(&Engine, &Actor, &UserId) -> crate::Result<T>,
+    ) -> Result<UserDetail, CommandError> {
         let (engine, actor) = self.staff().await?;
-        Ok(engine.admin_user_detail(&actor, user).await?)
+        let id = user_id(user)?;
+        action(&engine, &actor, &id).await?;
+        Ok(engine.admin_user_detail(&actor, &id).await?)
     }
 
     pub async fn change_plan(
@@ -57,12 +65,10 @@ impl Console {
         when: Effective,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
-        engine
-            .admin_change_plan(&actor, &id, plan.trim(), when, reason)
-            .await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| {
+            e.admin_change_plan(a, id, plan.trim(), when, reason).await
+        })
+        .await
     }
 
     pub async fn grant_credits(
@@ -72,12 +78,11 @@ impl Console {
         amount: i64,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
-        engine
-            .admin_grant_credits(&actor, &id, metric.trim(), amount, reason)
-            .await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| {
+            e.admin_grant_credits(a, id, metric.trim(), amount, reason)
+                .await
+        })
+        .await
     }
 
     /// Resets one metric's usage for the current window, or every quota metric's when
@@ -88,28 +93,29 @@ impl Console {
         metric: Option<&str>,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
-        let metrics: Vec<String> = match metric.map(str::trim).filter(|m| !m.is_empty()) {
-            Some(m) => vec![m.to_owned()],
-            // Credit metrics change through grants, not resets.
-            None => {
-                let usage = engine.usage_summary(&id).await?;
-                usage
-                    .metrics
-                    .into_keys()
-                    .filter(|m| !usage.credits.contains_key(m))
-                    .collect()
+        self.act(user, async |e, a, id| {
+            let metrics: Vec<String> = match metric.map(str::trim).filter(|m| !m.is_empty()) {
+                Some(m) => vec![m.to_owned()],
+                // Credit metrics change through grants, not resets.
+                None => {
+                    let usage = e.usage_summary(id).await?;
+                    usage
+                        .metrics
+                        .into_keys()
+                        .filter(|m| !usage.credits.contains_key(m))
+                        .collect()
+                }
+            };
+            for m in &metrics {
+                e.admin_reset_usage(a, id, m, reason).await?;
             }
-        };
-        for m in &metrics {
-            engine.admin_reset_usage(&actor, &id, m, reason).await?;
-        }
-        if metrics.is_empty() {
-            // Nothing metered; the permission check still applies.
-            engine.authorize(&actor, crate::service::permissions::Action::ResetUsage)?;
-        }
-        self.refreshed(&id).await
+            if metrics.is_empty() {
+                // Nothing metered; the permission check still applies.
+                e.authorize(a, crate::service::permissions::Action::ResetUsage)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     pub async fn clear_limits(
@@ -117,10 +123,10 @@ impl Console {
         user: &str,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
-        engine.admin_clear_limits(&actor, &id, reason).await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| {
+            e.admin_clear_limits(a, id, reason).await
+        })
+        .await
     }
 
     pub async fn suspend_user(
@@ -128,10 +134,8 @@ impl Console {
         user: &str,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
-        engine.admin_suspend(&actor, &id, reason).await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| e.admin_suspend(a, id, reason).await)
+            .await
     }
 
     /// Sends the user a new verification mail (audited).
@@ -140,12 +144,10 @@ impl Console {
         user: &str,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
-        engine
-            .admin_resend_verification(&actor, &id, reason)
-            .await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| {
+            e.admin_resend_verification(a, id, reason).await
+        })
+        .await
     }
 
     /// Turns off the user's two-factor authentication (reason required, audited).
@@ -154,10 +156,10 @@ impl Console {
         user: &str,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
-        engine.admin_reset_two_factor(&actor, &id, reason).await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| {
+            e.admin_reset_two_factor(a, id, reason).await
+        })
+        .await
     }
 
     pub async fn reactivate_user(
@@ -165,10 +167,10 @@ impl Console {
         user: &str,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
-        engine.admin_reactivate(&actor, &id, reason).await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| {
+            e.admin_reactivate(a, id, reason).await
+        })
+        .await
     }
 
     /// Revokes one session (`session`), or all of the user's.
@@ -178,13 +180,12 @@ impl Console {
         session: Option<&str>,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
         let session = session.map(SessionId::parse).transpose()?;
-        engine
-            .admin_revoke_sessions(&actor, &id, session.as_ref(), reason)
-            .await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| {
+            e.admin_revoke_sessions(a, id, session.as_ref(), reason)
+                .await
+        })
+        .await
     }
 
     pub async fn revoke_key(
@@ -193,13 +194,11 @@ impl Console {
         key: &str,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
         let key = KeyId::parse(key.trim())?;
-        engine
-            .admin_revoke_keys(&actor, &id, Some(&key), reason)
-            .await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| {
+            e.admin_revoke_keys(a, id, Some(&key), reason).await
+        })
+        .await
     }
 
     pub async fn impersonate(
@@ -214,7 +213,7 @@ impl Console {
         Ok(Impersonated {
             impersonation,
             expires_at,
-            detail: self.refreshed(&id).await?,
+            detail: engine.admin_user_detail(&actor, &id).await?,
         })
     }
 
@@ -223,10 +222,10 @@ impl Console {
         user: &str,
         reason: Option<&str>,
     ) -> Result<UserDetail, CommandError> {
-        let (engine, actor) = self.staff().await?;
-        let id = user_id(user)?;
-        engine.admin_delete_user(&actor, &id, reason).await?;
-        self.refreshed(&id).await
+        self.act(user, async |e, a, id| {
+            e.admin_delete_user(a, id, reason).await
+        })
+        .await
     }
 }
 

@@ -1,4 +1,5 @@
-//! Prefixed, typed identifiers (`usr_…`, `ses_…`, `key_…`, `sub_…`, `plv_…`, `use_…`).
+//! Prefixed, typed identifiers (`usr_…`, `ses_…`, `key_…`, `sub_…`, `plv_…`, `use_…`, `aud_…`,
+//! `mail_…`).
 //!
 //! Each id is a UUIDv7 encoded in base62 behind a short prefix, so that ids sort by creation
 //! time, read well in logs and cannot be confused with one another.
@@ -48,11 +49,33 @@ macro_rules! prefixed_id {
                 &self.0
             }
 
-            /// Wraps a value read back from our own store, which only ever holds valid ids.
-            /// (Not every kind is read back as a typed id yet.)
-            #[allow(dead_code)]
-            pub(crate) fn from_db(s: String) -> Self {
-                Self(s)
+        }
+
+        // Stored as text on both databases; a value read back is checked like any other input,
+        // so a row never carries a malformed id into the engine.
+        impl sqlx::Type<sqlx::Any> for $name {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <String as sqlx::Type<sqlx::Any>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <String as sqlx::Type<sqlx::Any>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $name {
+            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <String as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
+                Ok(Self::parse(&text)?)
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Any> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, sqlx::Any>>::encode_by_ref(&self.0, buf)
             }
         }
 
@@ -99,6 +122,39 @@ macro_rules! prefixed_id {
             }
         }
 
+        // Reading an id as text is always safe; only construction is checked.
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        // Hashes as its text, so maps keyed by an id can be looked up with a `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = crate::error::Error;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -137,6 +193,16 @@ prefixed_id!(
     /// A usage event (a consumption, a release, a grant...).
     UsageEventId,
     "use_"
+);
+prefixed_id!(
+    /// An entry of the audit log.
+    AuditId,
+    "aud_"
+);
+prefixed_id!(
+    /// A message in the outgoing mail queue.
+    MailId,
+    "mail_"
 );
 
 #[cfg(test)]

@@ -1,44 +1,18 @@
 use crate::error::Error;
-use serde::{Deserialize, Serialize};
 
-/// What an API key may do. A key created without scopes gets all of them.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    PartialOrd,
-    Ord,
-    utoipa::ToSchema,
-)]
-#[cfg_attr(feature = "desktop", derive(specta::Type))]
-pub enum Scope {
-    /// Meter usage (`POST /v1/meter`, release) and check entitlements.
-    #[serde(rename = "meter")]
-    Meter,
-    /// Read the account, its plan, usage and keys.
-    #[serde(rename = "read")]
-    Read,
-    /// Change the account: profile, password, keys, billing.
-    #[serde(rename = "write")]
-    Write,
+string_enum! {
+    /// What an API key may do. A key created without scopes gets all of them.
+    pub enum Scope {
+        /// Meter usage (`POST /v1/meter`, release) and check entitlements.
+        Meter = "meter",
+        /// Read the account, its plan, usage and keys.
+        Read = "read",
+        /// Change the account: profile, password, keys, billing.
+        Write = "write",
+    }
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Meter, Scope::Read, Scope::Write];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Meter => "meter",
-            Scope::Read => "read",
-            Scope::Write => "write",
-        }
-    }
-
     pub fn parse(s: &str) -> Result<Scope, Error> {
         Self::ALL
             .into_iter()

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 /// Who the request is from; facts kept for explaining a refusal later.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionContext {
-    pub user_id: Option<String>,
+    pub user_id: Option<crate::domain::UserId>,
     pub key_prefix: Option<String>,
     pub plan_version: Option<String>,
     pub subscription_status: Option<String>,
@@ -98,7 +98,7 @@ pub async fn require_caller(
     };
     // A refusal: gather the facts support will need to explain it.
     let mut ctx = DecisionContext {
-        user_id: Some(user.to_string()),
+        user_id: Some(user.clone()),
         key_prefix,
         limiter: res
             .extensions_mut()

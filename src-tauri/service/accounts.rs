@@ -26,7 +26,7 @@ pub struct TokenPair {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct SessionInfo {
-    pub id: String,
+    pub id: SessionId,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -84,26 +84,43 @@ impl Engine {
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn register(&self, r: Registration<'_>) -> Result<User> {
         let (email, password, full_name) = validate_registration(&r)?;
-        let hash = self.passwords().hash(&password).await?;
+        let (id, mut tx) = self
+            .open_account(&email, full_name.as_deref(), &password, Role::User)
+            .await?;
+        self.write_verification_mail(&mut tx, &id, &email).await?;
+        tx.commit().await?;
+        self.mail_written();
+        self.user(&id).await
+    }
+
+    /// Opens the transaction that creates an account: the user row and its default
+    /// subscription are written, the caller adds what goes with them and commits. The password
+    /// is hashed before the transaction opens, so the write connection is never held during
+    /// argon2.
+    async fn open_account(
+        &self,
+        email: &Email,
+        full_name: Option<&str>,
+        password: &Password,
+        role: Role,
+    ) -> Result<(UserId, store::Tx)> {
+        let hash = self.passwords().hash(password).await?;
         let id = UserId::new();
         let mut tx = self.db().begin().await?;
         users::insert(
             &mut tx,
             users::NewUser {
                 id: &id,
-                email: &email,
-                full_name: full_name.as_deref(),
+                email,
+                full_name,
                 password_hash: &hash,
-                role: Role::User,
+                role,
                 now_ms: self.now_ms(),
             },
         )
         .await?;
         self.insert_default_subscription(&mut tx, &id).await?;
-        self.write_verification_mail(&mut tx, &id, &email).await?;
-        tx.commit().await?;
-        self.mail_written();
-        self.user(&id).await
+        Ok((id, tx))
     }
 
     pub async fn user(&self, id: &UserId) -> Result<User> {
@@ -232,7 +249,7 @@ impl Engine {
         let session = sessions::find_in(&mut tx, &row.session_id)
             .await?
             .ok_or(Error::InvalidRefreshToken)?;
-        let user_id = UserId::from_db(session.user_id.clone());
+        let user_id = session.user_id.clone();
         if session.revoked_at.is_some() {
             return Err(Error::SessionRevoked);
         }
@@ -264,7 +281,7 @@ impl Engine {
             .await?;
         sessions::touch(&mut tx, &session.id, device.ip.as_deref(), now).await?;
         tx.commit().await?;
-        let sid = SessionId::from_db(session.id);
+        let sid = session.id;
         let ttl = self.settings().tokens.access_ttl_secs;
         Ok(TokenPair {
             access_token: self.sign_access_token(&user.id, &sid, user.role, ttl, None)?,
@@ -295,7 +312,7 @@ impl Engine {
         Ok(rows
             .into_iter()
             .map(|r| SessionInfo {
-                current: current.is_some_and(|c| c.as_str() == r.id),
+                current: current.is_some_and(|c| *c == r.id),
                 id: r.id,
                 user_agent: r.user_agent,
                 ip: r.ip,
@@ -394,7 +411,7 @@ impl Engine {
     ) -> Result<(User, Option<String>)> {
         let email = Email::parse(email)?;
         if let Some(row) = users::find_live_by_email(self.db().read(), &email).await? {
-            let id = UserId::from_db(row.id);
+            let id = row.id;
             let mut tx = self.db().begin().await?;
             users::set_role(&mut tx, &id, role, self.now_ms()).await?;
             tx.commit().await?;
@@ -408,22 +425,7 @@ impl Engine {
                 (Password::parse(&p, "password")?, Some(p))
             }
         };
-        let hash = self.passwords().hash(&password).await?;
-        let id = UserId::new();
-        let mut tx = self.db().begin().await?;
-        users::insert(
-            &mut tx,
-            users::NewUser {
-                id: &id,
-                email: &email,
-                full_name: None,
-                password_hash: &hash,
-                role,
-                now_ms: self.now_ms(),
-            },
-        )
-        .await?;
-        self.insert_default_subscription(&mut tx, &id).await?;
+        let (id, tx) = self.open_account(&email, None, &password, role).await?;
         tx.commit().await?;
         Ok((self.user(&id).await?, generated))
     }
@@ -449,24 +451,11 @@ impl Engine {
         if self.has_staff().await? {
             return Err(Error::StaffExists);
         }
-        let hash = self.passwords().hash(&password).await?;
-        let id = UserId::new();
+        let (id, mut tx) = self
+            .open_account(&email, None, &password, Role::Admin)
+            .await?;
         let now = self.now_ms();
         let target = id.to_string();
-        let mut tx = self.db().begin().await?;
-        users::insert(
-            &mut tx,
-            users::NewUser {
-                id: &id,
-                email: &email,
-                full_name: None,
-                password_hash: &hash,
-                role: Role::Admin,
-                now_ms: now,
-            },
-        )
-        .await?;
-        self.insert_default_subscription(&mut tx, &id).await?;
         super::audit::Draft {
             actor: &target,
             action: "staff.first_admin",

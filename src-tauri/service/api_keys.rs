@@ -28,7 +28,7 @@ pub struct ApiKeyInfo {
 impl From<api_keys::ApiKeyRow> for ApiKeyInfo {
     fn from(r: api_keys::ApiKeyRow) -> Self {
         ApiKeyInfo {
-            id: KeyId::from_db(r.id),
+            id: r.id,
             name: r.name,
             prefix: r.prefix,
             scopes: Scope::split(&r.scopes),
@@ -192,7 +192,7 @@ impl Engine {
         if row.expires_at.is_some_and(|e| e <= now) {
             return Err(Error::ApiKeyExpired);
         }
-        let user = users::find(self.db().read(), &UserId::from_db(row.user_id.clone()))
+        let user = users::find(self.db().read(), &row.user_id)
             .await?
             .ok_or(Error::InvalidApiKey)?
             .into_user();
@@ -203,7 +203,7 @@ impl Engine {
         }
         self.note_key_use(&row.id, now);
         let verified = VerifiedKey {
-            key_id: KeyId::from_db(row.id),
+            key_id: row.id,
             prefix: row.prefix,
             scopes: Scope::split(&row.scopes),
             expires_at: row.expires_at,

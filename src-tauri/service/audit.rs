@@ -2,6 +2,7 @@
 //! transaction as the change.
 
 use super::Engine;
+use crate::domain::AuditId;
 use crate::error::{Error, Result};
 use crate::store::{at, audit, AnyConn};
 use chrono::{DateTime, Utc};
@@ -48,7 +49,7 @@ impl Draft<'_> {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct AuditEntry {
-    pub id: String,
+    pub id: AuditId,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: String,

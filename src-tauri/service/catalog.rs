@@ -4,6 +4,7 @@
 
 use super::audit::Draft;
 use super::Engine;
+use crate::domain::PlanVersionId;
 use crate::error::{Error, Result};
 use crate::plans::{self, Catalog, Plan};
 use crate::store::{catalogs, subscriptions, unique_violation};
@@ -18,7 +19,7 @@ pub const SHIPPED_CATALOG: &str = include_str!("../../examples/plans.toml");
 /// One immutable published version of a plan.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PlanVersion {
-    pub id: String,
+    pub id: PlanVersionId,
     pub plan_id: String,
     pub version: i64,
     pub plan: Plan,
@@ -154,7 +155,7 @@ impl Engine {
             .plan_versions
             .write()
             .expect("plan cache lock")
-            .insert(id.to_owned(), pv.clone());
+            .insert(pv.id.clone(), pv.clone());
         Ok(pv)
     }
 
@@ -230,7 +231,7 @@ impl Engine {
                 Some(row) if row.definition == plan_json => row.id,
                 prev => {
                     let n = prev.map(|r| r.version + 1).unwrap_or(1);
-                    let id = String::from(crate::domain::ids::PlanVersionId::new());
+                    let id = PlanVersionId::new();
                     catalogs::insert_plan_version(&mut tx, &id, &plan.id, n, &plan_json, now)
                         .await?;
                     new_versions.push(format!("{}@{n}", plan.id));
@@ -271,7 +272,7 @@ impl Engine {
             let cache = self.inner.plan_versions.read().expect("plan cache lock");
             counts
                 .iter()
-                .filter(|(id, _)| cache.get(*id).is_some_and(|p| p.plan_id == plan_id))
+                .filter(|(id, _)| cache.get(id.as_str()).is_some_and(|p| p.plan_id == plan_id))
                 .map(|(_, n)| n)
                 .sum()
         };

@@ -21,7 +21,7 @@ pub struct Refusal {
     pub message: String,
     /// The refusal's structured details (limit, used, window, …), from the engine's error.
     pub details: RefusalDetail,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub key_prefix: Option<String>,
     pub plan_version: Option<String>,
     pub subscription_status: Option<String>,
@@ -82,7 +82,7 @@ pub struct Decision {
     pub code: String,
     pub status: i64,
     pub route: Option<String>,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub key_prefix: Option<String>,
     #[schema(value_type = Object)]
     pub facts: serde_json::Value,
@@ -351,7 +351,7 @@ mod tests {
             code: code.into(),
             status: 429,
             route: Some("/v1/meter".into()),
-            user_id: facts["user_id"].as_str().map(str::to_owned),
+            user_id: facts["user_id"].as_str().map(|u| UserId::parse(u).unwrap()),
             key_prefix: None,
             facts,
         }
@@ -409,7 +409,7 @@ mod tests {
             code: error.code().into(),
             message: error.to_string(),
             details: RefusalDetail::of(&error),
-            user_id: Some("usr_3".into()),
+            user_id: Some(UserId::parse("usr_3").unwrap()),
             key_prefix: None,
             plan_version: None,
             subscription_status: Some("active".into()),

@@ -5,6 +5,7 @@
 //! `tollgate mail list|show` and the back office show it (local development).
 
 use super::Engine;
+use crate::domain::{MailId, UserId};
 use crate::error::{Error, Result};
 use crate::store::{at, mail, AnyConn};
 use chrono::{DateTime, Utc};
@@ -98,8 +99,8 @@ pub fn render(template: Template, product: &str, vars: &[(&str, &str)]) -> Rende
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct MailSummary {
-    pub id: String,
-    pub user_id: Option<String>,
+    pub id: MailId,
+    pub user_id: Option<UserId>,
     pub to: String,
     pub template: String,
     pub subject: String,
@@ -172,7 +173,7 @@ impl Engine {
         to: &str,
         template: Template,
         vars: &[(&str, &str)],
-    ) -> Result<String> {
+    ) -> Result<MailId> {
         let s = self.settings();
         let base = s.public_url.trim_end_matches('/');
         let mut all: Vec<(&str, &str)> = vec![
@@ -182,7 +183,7 @@ impl Engine {
         ];
         all.extend_from_slice(vars);
         let r = render(template, &s.product_name, &all);
-        let id = format!("mail_{}", uuid::Uuid::now_v7().simple());
+        let id = MailId::new();
         mail::insert(
             tx,
             mail::NewMail {

@@ -265,7 +265,8 @@ impl Engine {
         if exp <= self.now().timestamp() {
             return Err(Error::InvalidMfaCode);
         }
-        let user = self.user(&UserId::from_db(user.to_owned())).await?;
+        let user = UserId::parse(user).map_err(|_| Error::InvalidMfaCode)?;
+        let user = self.user(&user).await?;
         match user.status {
             UserStatus::Active => {}
             UserStatus::Suspended => return Err(Error::AccountSuspended),

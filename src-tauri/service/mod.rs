@@ -65,7 +65,8 @@ pub(crate) struct Inner {
     /// The current catalog; reloaded after every apply.
     pub(crate) catalog: RwLock<Option<Arc<catalog::ActiveCatalog>>>,
     /// Published plan versions by id (immutable, so cached for good).
-    pub(crate) plan_versions: RwLock<HashMap<String, Arc<catalog::PlanVersion>>>,
+    pub(crate) plan_versions:
+        RwLock<HashMap<crate::domain::PlanVersionId, Arc<catalog::PlanVersion>>>,
     /// Subscriptions by user id (see `cache_sync` for how they stay correct).
     pub(crate) subscriptions:
         RwLock<HashMap<String, cache_sync::Cached<store::subscriptions::SubscriptionRow>>>,

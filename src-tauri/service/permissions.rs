@@ -1,92 +1,47 @@
 //! Who may do what in the back office: one table, checked by every back-office function
 //! whichever transport (HTTP, CLI, desktop) called it.
 
-use crate::domain::Role;
-use serde::{Deserialize, Serialize};
+use crate::domain::{string_enum, Role};
 
-/// Every back-office action.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "desktop", derive(specta::Type))]
-pub enum Action {
-    ListUsers,
-    ViewUser,
-    SuspendUser,
-    ReactivateUser,
-    ChangePlan,
-    GrantCredits,
-    ResetUsage,
-    ClearLimits,
-    RevokeSessions,
-    RevokeKeys,
-    DeleteUser,
-    Impersonate,
-    /// Impersonation tokens that may also change things (not only read).
-    ImpersonateWithWrites,
-    ExplainDecision,
-    ViewStats,
-    ViewRevenue,
-    ViewAudit,
-    ExportUsage,
-    ManageStaff,
-    /// The plan catalog, its versions and subscriber counts; checking, diffing and simulating
-    /// plan files (nothing is written).
-    ViewPlans,
-    /// Publishing a plan file as the new catalog.
-    ApplyPlans,
-    /// Moving every subscriber of one plan version to another.
-    MigratePlans,
-    /// Stored Stripe webhook events and their raw JSON.
-    ViewStripeEvents,
-    /// Applying stored Stripe events again (or a dry run of it) and importing event files.
-    ReplayStripeEvents,
-    /// Sending a customer a new email-verification mail.
-    ResendVerification,
-    /// Turning off a locked-out customer's two-factor authentication.
-    ResetTwoFactor,
-}
-
-impl Action {
-    pub const ALL: [Action; 26] = [
-        Action::ListUsers,
-        Action::ViewUser,
-        Action::SuspendUser,
-        Action::ReactivateUser,
-        Action::ChangePlan,
-        Action::GrantCredits,
-        Action::ResetUsage,
-        Action::ClearLimits,
-        Action::RevokeSessions,
-        Action::RevokeKeys,
-        Action::DeleteUser,
-        Action::Impersonate,
-        Action::ImpersonateWithWrites,
-        Action::ExplainDecision,
-        Action::ViewStats,
-        Action::ViewRevenue,
-        Action::ViewAudit,
-        Action::ExportUsage,
-        Action::ManageStaff,
-        Action::ViewPlans,
-        Action::ApplyPlans,
-        Action::MigratePlans,
-        Action::ViewStripeEvents,
-        Action::ReplayStripeEvents,
-        Action::ResendVerification,
-        Action::ResetTwoFactor,
-    ];
+string_enum! {
+    /// Every back-office action.
+    pub enum Action {
+        ListUsers = "list_users",
+        ViewUser = "view_user",
+        SuspendUser = "suspend_user",
+        ReactivateUser = "reactivate_user",
+        ChangePlan = "change_plan",
+        GrantCredits = "grant_credits",
+        ResetUsage = "reset_usage",
+        ClearLimits = "clear_limits",
+        RevokeSessions = "revoke_sessions",
+        RevokeKeys = "revoke_keys",
+        DeleteUser = "delete_user",
+        Impersonate = "impersonate",
+        /// Impersonation tokens that may also change things (not only read).
+        ImpersonateWithWrites = "impersonate_with_writes",
+        ExplainDecision = "explain_decision",
+        ViewStats = "view_stats",
+        ViewRevenue = "view_revenue",
+        ViewAudit = "view_audit",
+        ExportUsage = "export_usage",
+        ManageStaff = "manage_staff",
+        /// The plan catalog, its versions and subscriber counts; checking, diffing and simulating
+        /// plan files (nothing is written).
+        ViewPlans = "view_plans",
+        /// Publishing a plan file as the new catalog.
+        ApplyPlans = "apply_plans",
+        /// Moving every subscriber of one plan version to another.
+        MigratePlans = "migrate_plans",
+        /// Stored Stripe webhook events and their raw JSON.
+        ViewStripeEvents = "view_stripe_events",
+        /// Applying stored Stripe events again (or a dry run of it) and importing event files.
+        ReplayStripeEvents = "replay_stripe_events",
+        /// Sending a customer a new email-verification mail.
+        ResendVerification = "resend_verification",
+        /// Turning off a locked-out customer's two-factor authentication.
+        ResetTwoFactor = "reset_two_factor",
+    }
 }
 
 /// The permission table. Support fixes customers' problems; finance reads revenue, invoices,

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct PlanVersionInfo {
     /// `plv_…`.
-    pub id: String,
+    pub id: crate::domain::PlanVersionId,
     pub plan_id: String,
     pub version: i64,
     /// `pro@2`.
@@ -227,7 +227,7 @@ fn version_info(
         interval: pv.plan.price.interval,
         current,
         is_default: current && pv.plan_id == default_plan,
-        subscribers: counts.get(&pv.id).copied().unwrap_or(0),
+        subscribers: counts.get(pv.id.as_str()).copied().unwrap_or(0),
     }
 }
 

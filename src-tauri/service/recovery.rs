@@ -4,7 +4,7 @@
 //! one), expires, and is spent by its first use.
 
 use super::{crypto, mail::Template, Engine};
-use crate::domain::{Email, Password, User, UserId, UserStatus};
+use crate::domain::{Email, MailId, Password, User, UserId, UserStatus};
 use crate::error::{Error, Result};
 use crate::plans::RateLimit;
 use crate::store::{account_tokens, sessions, users, AnyConn};
@@ -61,7 +61,7 @@ impl Engine {
         tx: &mut AnyConn,
         user: &UserId,
         email: &Email,
-    ) -> Result<String> {
+    ) -> Result<MailId> {
         let token = self
             .issue_link_token(
                 tx,
@@ -100,7 +100,7 @@ impl Engine {
             return Err(Error::InvalidLinkToken);
         }
         match users::status_in(tx, &row.user_id).await?.as_deref() {
-            Some("active") => Ok(UserId::from_db(row.user_id)),
+            Some("active") => Ok(row.user_id),
             Some("suspended") => Err(Error::AccountSuspended),
             _ => Err(Error::InvalidLinkToken),
         }
@@ -126,7 +126,7 @@ impl Engine {
 
     /// Sends a new verification mail (rate limited per user); earlier links keep working
     /// until they expire.
-    pub async fn resend_verification(&self, user: &UserId) -> Result<String> {
+    pub async fn resend_verification(&self, user: &UserId) -> Result<MailId> {
         let account = self.user(user).await?;
         if self.email_verified_at(user).await?.is_some() {
             return Err(Error::EmailAlreadyVerified);
@@ -148,7 +148,7 @@ impl Engine {
         &self,
         account: &User,
         audit: Option<&super::audit::Draft<'_>>,
-    ) -> Result<String> {
+    ) -> Result<MailId> {
         if account.status == UserStatus::Deleted {
             return Err(Error::AccountNotActive("deleted".into()));
         }

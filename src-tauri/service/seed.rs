@@ -111,7 +111,8 @@ impl Engine {
         let weight: i64 = plans.iter().map(|p| p.1).sum();
         let batch = 400usize;
         // (user id, plan version id)
-        let mut ids: Vec<(String, String)> = Vec::with_capacity(users as usize);
+        let mut ids: Vec<(String, crate::domain::PlanVersionId)> =
+            Vec::with_capacity(users as usize);
         let run = crate::domain::ids::base62_u128(uuid::Uuid::new_v4().as_u128());
         let mut done = 0u64;
         while done < users {
@@ -218,7 +219,7 @@ impl Engine {
 /// A paid plan a revenue history can bill: its version, Stripe price and price.
 struct Billable {
     plan_id: String,
-    version_id: String,
+    version_id: crate::domain::PlanVersionId,
     price_id: String,
     amount: i64,
     months: u32,

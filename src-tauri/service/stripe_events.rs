@@ -1,6 +1,7 @@
 //! Received Stripe events as operators read them (`tollgate stripe events …`).
 
 use super::Engine;
+use crate::domain::UserId;
 use crate::error::Result;
 use crate::store::{at, stripe};
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ pub struct StripeEventRecord {
     pub status: String,
     pub error: Option<String>,
     pub customer_id: Option<String>,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub received_at: DateTime<Utc>,
     pub applied_at: Option<DateTime<Utc>>,
     pub attempts: i64,
@@ -68,6 +69,7 @@ impl Engine {
 /// The back office's view of stored events (`/v1/admin/stripe/events`, the console's Stripe
 /// events screen): listing, one event's raw JSON, replay (or its dry run) and import.
 pub mod admin {
+    use crate::domain::UserId;
     use crate::error::{Error, Result};
     use crate::service::admin::Actor;
     use crate::service::permissions::Action;
@@ -113,7 +115,7 @@ pub mod admin {
         pub status: String,
         pub error: Option<String>,
         pub customer_id: Option<String>,
-        pub user_id: Option<String>,
+        pub user_id: Option<UserId>,
         pub received_at: DateTime<Utc>,
         pub applied_at: Option<DateTime<Utc>>,
         pub attempts: i64,
@@ -187,7 +189,7 @@ pub mod admin {
     #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
     #[cfg_attr(feature = "desktop", derive(specta::Type))]
     pub struct UserStateDiff {
-        pub user_id: String,
+        pub user_id: UserId,
         pub before: BillingState,
         pub after: BillingState,
         /// `account_status`, `subscription_status`, `plan_version`, `credits`.
@@ -201,7 +203,8 @@ pub mod admin {
         pub id: String,
         #[serde(rename = "type")]
         pub type_: String,
-        /// `applied`, `pending`, `failed` or `ignored`.
+        /// `applied`, `pending`, `failed` or `ignored`; `skipped` (already applied before)
+        /// in a command-line replay.
         pub outcome: String,
         pub error: Option<String>,
         pub changes: Vec<String>,
@@ -343,7 +346,7 @@ pub mod admin {
             let mut tx = self.db().begin().await?;
             // The users the events touch: known before, or linked by applying them (found by
             // applying in a savepoint that is rolled back, so that "before" is untouched).
-            let mut users: BTreeSet<String> = BTreeSet::new();
+            let mut users: BTreeSet<UserId> = BTreeSet::new();
             {
                 let mut sp = tx.begin().await?;
                 for row in &rows {
@@ -427,7 +430,7 @@ pub mod admin {
             tx: &mut AnyConn,
             id: &str,
             selected: &[&str],
-        ) -> Result<Vec<(ReplayedEvent, Option<String>)>> {
+        ) -> Result<Vec<(ReplayedEvent, Option<UserId>)>> {
             let row = db::event_in(tx, id)
                 .await?
                 .ok_or(Error::NotFound("stripe event"))?;
@@ -436,15 +439,7 @@ pub mod admin {
             let now = self.now_ms();
             let (done, linked) = match self.apply_in(&mut sp, &row).await {
                 Ok(a) => {
-                    db::set_event_outcome(
-                        &mut sp,
-                        id,
-                        a.status.as_str(),
-                        a.error.as_deref(),
-                        a.user_id.as_deref(),
-                        now,
-                    )
-                    .await?;
+                    a.record(&mut sp, id, now).await?;
                     sp.commit().await?;
                     let user = a.user_id.clone();
                     (

@@ -62,8 +62,8 @@ pub enum Effective {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct SubscriptionView {
-    pub id: String,
-    pub user_id: String,
+    pub id: crate::domain::SubscriptionId,
+    pub user_id: UserId,
     /// The plan version the user bought (`pro@1`).
     pub plan: String,
     pub plan_id: String,
@@ -119,8 +119,8 @@ impl Engine {
         let now = self.now();
         let end = periods::add_intervals(now, plan.plan.price.interval, 1);
         let row = SubscriptionRow {
-            id: crate::domain::ids::SubscriptionId::new().into(),
-            user_id: user.to_string(),
+            id: crate::domain::ids::SubscriptionId::new(),
+            user_id: user.clone(),
             plan_version_id: plan.id.clone(),
             status: Status::Active.as_str().into(),
             period_anchor: ms(now),

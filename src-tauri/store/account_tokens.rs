@@ -1,5 +1,6 @@
 //! One-time tokens sent by mail (email verification, password reset), stored hashed.
 
+use crate::domain::UserId;
 use sqlx::AnyConnection;
 
 pub const VERIFY_EMAIL: &str = "verify_email";
@@ -7,7 +8,7 @@ pub const PASSWORD_RESET: &str = "password_reset";
 
 #[derive(sqlx::FromRow, Debug)]
 pub struct TokenRow {
-    pub user_id: String,
+    pub user_id: UserId,
     pub purpose: String,
     pub expires_at: i64,
     pub used_at: Option<i64>,

@@ -1,6 +1,7 @@
 //! Back-office queries over many users.
 
 use super::Kind;
+use crate::domain::UserId;
 use sqlx::any::AnyArguments;
 use sqlx::query::QueryAs;
 use sqlx::{Any, AnyPool};
@@ -61,7 +62,7 @@ pub async fn plan_version_ids(pool: &AnyPool, plan_id: &str) -> Result<Vec<Strin
 
 #[derive(sqlx::FromRow, Debug)]
 pub struct ListedUser {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub full_name: Option<String>,
     pub role: String,

@@ -3,8 +3,8 @@ use sqlx::{AnyConnection, AnyPool};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct ApiKeyRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: KeyId,
+    pub user_id: UserId,
     pub name: String,
     pub prefix: String,
     pub scopes: String,

@@ -1,5 +1,6 @@
 //! The audit log: append-only, written in the same transaction as the change it records.
 
+use crate::domain::AuditId;
 use sqlx::{AnyConnection, AnyPool};
 
 pub struct NewAudit<'a> {
@@ -15,10 +16,7 @@ pub struct NewAudit<'a> {
 
 #[tracing::instrument(level = "debug", skip_all, fields(action = a.action))]
 pub async fn insert(conn: &mut AnyConnection, a: &NewAudit<'_>) -> Result<(), sqlx::Error> {
-    let id = format!(
-        "aud_{}",
-        crate::domain::ids::base62_u128(uuid::Uuid::now_v7().as_u128())
-    );
+    let id = AuditId::new();
     sqlx::query(
         "INSERT INTO audit_events (id, actor, action, target, before_state, after_state, reason, ip, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -39,7 +37,7 @@ pub async fn insert(conn: &mut AnyConnection, a: &NewAudit<'_>) -> Result<(), sq
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct AuditRow {
-    pub id: String,
+    pub id: AuditId,
     pub actor: String,
     pub action: String,
     pub target: String,

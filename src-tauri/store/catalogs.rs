@@ -1,5 +1,6 @@
 //! Catalog versions and the immutable plan versions they publish.
 
+use crate::domain::PlanVersionId;
 use sqlx::{AnyConnection, AnyPool};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -12,7 +13,7 @@ pub struct CatalogRow {
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct PlanVersionRow {
-    pub id: String,
+    pub id: PlanVersionId,
     pub plan_id: String,
     pub version: i64,
     pub definition: String,

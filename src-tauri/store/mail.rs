@@ -1,12 +1,13 @@
 //! The mail outbox: rows written in the transaction of the action that causes them, and
 //! claimed by the sender task.
 
+use crate::domain::{MailId, UserId};
 use sqlx::{AnyConnection, AnyPool};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct MailRow {
-    pub id: String,
-    pub user_id: Option<String>,
+    pub id: MailId,
+    pub user_id: Option<UserId>,
     pub to_email: String,
     pub template: String,
     pub subject: String,
@@ -24,7 +25,7 @@ const COLUMNS: &str = "id, user_id, to_email, template, subject, body_text, body
      CAST(attempts AS BIGINT) AS attempts, next_attempt_at, last_error, created_at, sent_at";
 
 pub struct NewMail<'a> {
-    pub id: &'a str,
+    pub id: &'a MailId,
     pub user_id: Option<&'a str>,
     pub to_email: &'a str,
     pub template: &'a str,

@@ -1,13 +1,14 @@
 //! What the revenue reports read: paid invoices, how subscriptions ended, and refunds, in
 //! compact rows. The month snapshots are computed from these in `service::revenue`.
 
+use crate::domain::UserId;
 use sqlx::AnyPool;
 
 /// A paid invoice, as revenue needs it. Times in Unix ms.
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
 pub struct PaidInvoice {
     pub invoice_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub subscription_id: Option<String>,
     pub billing_reason: Option<String>,
     pub price_id: Option<String>,
@@ -66,7 +67,7 @@ pub async fn subscription_ends(pool: &AnyPool) -> Result<Vec<SubscriptionEnd>, s
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
 pub struct Refund {
     pub charge_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub currency: String,
     pub amount_refunded: i64,
     pub refunded_at: i64,

@@ -73,7 +73,7 @@ pub struct SeedUser {
     pub full_name: String,
     pub status: &'static str,
     pub created_at: i64,
-    pub plan_version_id: String,
+    pub plan_version_id: crate::domain::PlanVersionId,
     pub sub_id: String,
     pub period_end: i64,
 }
@@ -140,7 +140,7 @@ pub struct SeedEvent {
     pub at: i64,
     pub period_start: i64,
     /// The plan version the event counts under (what the triggers would look up).
-    pub plan_version_id: String,
+    pub plan_version_id: crate::domain::PlanVersionId,
 }
 
 /// Rows per statement for events (8 values a row keeps it under SQLite's limit).

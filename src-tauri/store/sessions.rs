@@ -5,8 +5,8 @@ use sqlx::{AnyConnection, AnyPool};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct SessionRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: SessionId,
+    pub user_id: UserId,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub created_at: i64,
@@ -154,7 +154,7 @@ pub async fn revoke_all(
 
 #[derive(sqlx::FromRow, Debug)]
 pub struct RefreshRow {
-    pub session_id: String,
+    pub session_id: SessionId,
     pub expires_at: i64,
     pub used_at: Option<i64>,
 }

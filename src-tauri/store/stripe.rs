@@ -1,5 +1,6 @@
 //! Stripe events as received, customers linked to users, and the facts events carry.
 
+use crate::domain::UserId;
 use sqlx::{AnyConnection, AnyPool};
 
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
@@ -14,7 +15,7 @@ pub struct EventRow {
     pub status: String,
     pub error: Option<String>,
     pub customer_id: Option<String>,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub applied_at: Option<i64>,
     pub attempts: i64,
 }
@@ -227,7 +228,7 @@ pub async fn user_exists(conn: &mut AnyConnection, user: &str) -> Result<bool, s
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
 pub struct CustomerRow {
     pub customer_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub created_at: i64,
     pub deleted_at: Option<i64>,
 }
@@ -317,7 +318,7 @@ pub async fn lock_user(conn: &mut AnyConnection, user: &str, pg: bool) -> Result
 pub struct SubscriptionState {
     pub subscription_id: String,
     pub customer_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub price_id: Option<String>,
     pub status: String,
     pub current_period_start: i64,
@@ -412,7 +413,7 @@ pub async fn put_subscription_state(
 pub struct InvoiceRow {
     pub invoice_id: String,
     pub customer_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub subscription_id: Option<String>,
     pub status: String,
     pub amount_due: i64,
@@ -513,7 +514,7 @@ pub async fn put_invoice(conn: &mut AnyConnection, i: &InvoiceRow) -> Result<(),
 pub struct RefundRow {
     pub charge_id: String,
     pub customer_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub payment_intent: Option<String>,
     pub amount: i64,
     pub amount_refunded: i64,

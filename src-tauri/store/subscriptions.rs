@@ -1,17 +1,18 @@
+use crate::domain::{PlanVersionId, SubscriptionId, UserId};
 use sqlx::{AnyConnection, AnyPool};
 
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq)]
 pub struct SubscriptionRow {
-    pub id: String,
-    pub user_id: String,
-    pub plan_version_id: String,
+    pub id: SubscriptionId,
+    pub user_id: UserId,
+    pub plan_version_id: PlanVersionId,
     pub status: String,
     pub period_anchor: i64,
     pub current_period_start: i64,
     pub current_period_end: i64,
     /// 1 when the subscription ends (or downgrades) at the end of the period.
     pub cancel_at_period_end: i64,
-    pub scheduled_plan_version_id: Option<String>,
+    pub scheduled_plan_version_id: Option<PlanVersionId>,
     pub trial_end: Option<i64>,
     pub grace_until: Option<i64>,
     pub stripe_customer_id: Option<String>,

@@ -1,10 +1,11 @@
 //! Usage counters, credit balances and the usage events they are derived from.
 
+use crate::domain::{UsageEventId, UserId};
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct CounterRow {
-    pub user_id: String,
+    pub user_id: UserId,
     pub metric: String,
     pub period_start: i64,
     pub period_end: i64,
@@ -168,7 +169,7 @@ pub async fn credits_of_user_in(
 }
 
 #[tracing::instrument(level = "debug", skip(pool))]
-pub async fn all_credits(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+pub async fn all_credits(pool: &AnyPool) -> Result<Vec<(UserId, String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT user_id, metric, balance FROM credit_balances")
         .fetch_all(pool)
         .await
@@ -210,8 +211,18 @@ pub(crate) const ADVANCE_GRANTED_FOR: &str = "UPDATE credit_balances SET granted
 /// Inserts an event; false when its idempotency key was already used.
 #[tracing::instrument(level = "debug", skip_all, fields(kind = e.kind))]
 pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(INSERT_EVENT)
-        .bind(e.id)
+    let r = bind_event(sqlx::query(INSERT_EVENT), e)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Binds an event's ten columns in the order of `insert_event`'s column list.
+fn bind_event<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    e: &NewEvent<'q>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(e.id)
         .bind(e.user_id)
         .bind(e.metric)
         .bind(e.kind)
@@ -221,15 +232,12 @@ pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<
         .bind(e.request_id)
         .bind(e.idempotency_key)
         .bind(e.answer)
-        .execute(conn)
-        .await?;
-    Ok(r.rows_affected() == 1)
 }
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct EventRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: UsageEventId,
+    pub user_id: UserId,
     pub metric: String,
     pub kind: String,
     pub amount: i64,
@@ -321,7 +329,7 @@ pub async fn daily_history(
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn counters_from_events(
     pool: &AnyPool,
-) -> Result<Vec<(String, String, i64, i64)>, sqlx::Error> {
+) -> Result<Vec<(UserId, String, i64, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT user_id, metric, period_start, CAST(SUM(amount) AS BIGINT) FROM usage_events
          WHERE kind IN ('consume', 'release', 'reset') AND period_start >= 0
@@ -335,7 +343,7 @@ pub async fn counters_from_events(
 #[tracing::instrument(level = "debug", skip(pool))]
 pub async fn credits_from_events(
     pool: &AnyPool,
-) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+) -> Result<Vec<(UserId, String, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT user_id, metric, CAST(SUM(CASE WHEN kind = 'grant' THEN amount ELSE -amount END) AS BIGINT)
          FROM usage_events WHERE kind IN ('grant', 'expire', 'consume', 'release') AND period_start = -1
@@ -378,7 +386,7 @@ pub async fn insert_decision(
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct DecisionRow {
     pub request_id: String,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub key_prefix: Option<String>,
     pub code: String,
     pub status: i64,
@@ -516,17 +524,7 @@ pub async fn insert_events_batch(
         sql.push_str(" ON CONFLICT DO NOTHING");
         let mut q = sqlx::query(&sql);
         for e in chunk {
-            q = q
-                .bind(e.id)
-                .bind(e.user_id)
-                .bind(e.metric)
-                .bind(e.kind)
-                .bind(e.amount)
-                .bind(e.at)
-                .bind(e.period_start)
-                .bind(e.request_id)
-                .bind(e.idempotency_key)
-                .bind(e.answer);
+            q = bind_event(q, e);
         }
         q.execute(&mut *conn).await?;
     }

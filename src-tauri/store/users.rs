@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, AnyPool};
 
 #[derive(sqlx::FromRow)]
 pub struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub full_name: Option<String>,
     pub password_hash: String,
@@ -18,7 +18,7 @@ pub struct UserRow {
 impl UserRow {
     pub fn into_user(self) -> User {
         User {
-            id: UserId::from_db(self.id),
+            id: self.id,
             email: Email::parse(&self.email).expect("stored emails are valid"),
             full_name: self.full_name,
             role: Role::parse(&self.role).unwrap_or(Role::User),

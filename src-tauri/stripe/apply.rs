@@ -22,7 +22,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Applied {
     pub status: EventStatus,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub error: Option<String>,
     /// What changed, in words (for replay's progress and --dry-run).
     pub changes: Vec<String>,
@@ -44,6 +44,21 @@ impl Applied {
             linked_customer: None,
             row_changed: false,
         }
+    }
+
+    /// Records this outcome on the stored event (`at` becomes its `applied_at` unless it
+    /// stays pending).
+    pub(crate) async fn record(&self, conn: &mut AnyConn, id: &str, at: i64) -> Result<()> {
+        db::set_event_outcome(
+            conn,
+            id,
+            self.status.as_str(),
+            self.error.as_deref(),
+            self.user_id.as_deref(),
+            at,
+        )
+        .await?;
+        Ok(())
     }
 }
 
@@ -138,15 +153,7 @@ impl Engine {
         }
         match self.apply_in(&mut tx, &row).await {
             Ok(applied) => {
-                db::set_event_outcome(
-                    &mut tx,
-                    id,
-                    applied.status.as_str(),
-                    applied.error.as_deref(),
-                    applied.user_id.as_deref(),
-                    now,
-                )
-                .await?;
+                applied.record(&mut tx, id, now).await?;
                 tx.commit().await?;
                 if let Some(user) = applied.user_id.as_deref().filter(|_| applied.row_changed) {
                     self.subscription_changed(user);
@@ -213,7 +220,7 @@ impl Engine {
                 out.changes
                     .push(format!("customer {customer} linked to user {u}"));
                 out.linked_customer = Some(customer.clone());
-                u.to_string()
+                u
             }
         };
         db::lock_user(tx, &user, self.is_postgres()).await?;
@@ -252,7 +259,7 @@ impl Engine {
     async fn note_checkout(
         &self,
         tx: &mut AnyConn,
-        user: &str,
+        user: &UserId,
         c: &CheckoutFacts,
         out: &mut Applied,
     ) -> Applying<()> {
@@ -290,7 +297,7 @@ impl Engine {
     async fn merge_subscription(
         &self,
         tx: &mut AnyConn,
-        user: &str,
+        user: &UserId,
         s: &SubscriptionFacts,
         key: StateKey<'_>,
         out: &mut Applied,
@@ -326,7 +333,7 @@ impl Engine {
     pub(super) async fn merge_invoice(
         &self,
         tx: &mut AnyConn,
-        user: &str,
+        user: &UserId,
         i: &InvoiceFacts,
         failed_at: Option<i64>,
         out: &mut Applied,
@@ -377,7 +384,7 @@ impl Engine {
     async fn merge_refund(
         &self,
         tx: &mut AnyConn,
-        user: &str,
+        user: &UserId,
         r: &RefundFacts,
         event_at: i64,
         out: &mut Applied,

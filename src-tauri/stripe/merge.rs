@@ -4,6 +4,7 @@
 //! caller reads the stored row and writes the merged one.
 
 use super::event::{InvoiceFacts, RefundFacts, SubscriptionFacts};
+use crate::domain::UserId;
 use crate::store::stripe::{InvoiceRow, RefundRow, SubscriptionState};
 
 /// Statuses that end a subscription for good.
@@ -33,14 +34,14 @@ pub(crate) struct StateKey<'a> {
 /// `SubscriptionState`, shared by events and by reconciliation.
 pub(crate) fn subscription_state(
     s: &SubscriptionFacts,
-    user: &str,
+    user: &UserId,
     key: StateKey<'_>,
     now_ms: i64,
 ) -> SubscriptionState {
     SubscriptionState {
         subscription_id: s.id.clone(),
         customer_id: s.customer.clone(),
-        user_id: user.to_owned(),
+        user_id: user.clone(),
         price_id: s.price_id.clone(),
         status: stored_status(s).to_owned(),
         current_period_start: s.period_start,
@@ -61,7 +62,7 @@ pub(crate) fn subscription_state(
 pub(crate) fn checkout_state(
     subscription: &str,
     customer: &str,
-    user: &str,
+    user: &UserId,
     price: &str,
     (period_start, period_end): (i64, i64),
     now_ms: i64,
@@ -69,7 +70,7 @@ pub(crate) fn checkout_state(
     SubscriptionState {
         subscription_id: subscription.to_owned(),
         customer_id: customer.to_owned(),
-        user_id: user.to_owned(),
+        user_id: user.clone(),
         price_id: Some(price.to_owned()),
         status: "active".into(),
         current_period_start: period_start,
@@ -119,7 +120,7 @@ fn status_rank(invoice_status: &str) -> u8 {
 pub(crate) fn merged_invoice(
     existing: Option<&InvoiceRow>,
     i: &InvoiceFacts,
-    user: &str,
+    user: &UserId,
     plan_id: Option<String>,
     failed_at: Option<i64>,
     now_ms: i64,
@@ -139,7 +140,7 @@ pub(crate) fn merged_invoice(
     InvoiceRow {
         invoice_id: i.id.clone(),
         customer_id: i.customer.clone(),
-        user_id: user.to_owned(),
+        user_id: user.clone(),
         subscription_id: i
             .subscription
             .clone()
@@ -174,14 +175,14 @@ pub(crate) fn merged_invoice(
 pub(crate) fn merged_refund(
     existing: Option<&RefundRow>,
     r: &RefundFacts,
-    user: &str,
+    user: &UserId,
     event_at: i64,
     now_ms: i64,
 ) -> RefundRow {
     RefundRow {
         charge_id: r.charge_id.clone(),
         customer_id: r.customer.clone(),
-        user_id: user.to_owned(),
+        user_id: user.clone(),
         payment_intent: r.payment_intent.clone(),
         amount: r.amount,
         amount_refunded: existing.map_or(r.amount_refunded, |e| {
@@ -199,6 +200,10 @@ pub(crate) fn merged_refund(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn u() -> UserId {
+        UserId::parse("usr_u").unwrap()
+    }
 
     fn sub(status: &str, deleted: bool) -> SubscriptionFacts {
         SubscriptionFacts {
@@ -254,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_deleted_subscription_is_stored_canceled_unless_already_terminal() {
-        let s = |status, deleted| subscription_state(&sub(status, deleted), "u", key(1, "e"), 9);
+        let s = |status, deleted| subscription_state(&sub(status, deleted), &u(), key(1, "e"), 9);
         assert_eq!(s("active", true).status, "canceled");
         assert_eq!(s("past_due", true).status, "canceled");
         assert_eq!(s("incomplete_expired", true).status, "incomplete_expired");
@@ -273,7 +278,7 @@ mod tests {
 
     #[test]
     fn any_event_of_the_subscription_replaces_a_checkout_state() {
-        let provisional = checkout_state("sub_1", "cus_1", "u", "price_pro_monthly", (10, 20), 0);
+        let provisional = checkout_state("sub_1", "cus_1", &u(), "price_pro_monthly", (10, 20), 0);
         assert!(replaces(
             Some(&provisional),
             &sub("past_due", false),
@@ -283,7 +288,7 @@ mod tests {
 
     #[test]
     fn the_newest_state_wins_and_a_deletion_stays() {
-        let stored = subscription_state(&sub("active", false), "u", key(100, "evt_b"), 0);
+        let stored = subscription_state(&sub("active", false), &u(), key(100, "evt_b"), 0);
         assert!(replaces(None, &sub("active", false), key(1, "evt_a")));
         assert!(replaces(
             Some(&stored),
@@ -312,7 +317,7 @@ mod tests {
             &sub("canceled", true),
             key(1, "evt_a")
         ));
-        let deleted = subscription_state(&sub("canceled", true), "u", key(100, "evt_b"), 0);
+        let deleted = subscription_state(&sub("canceled", true), &u(), key(100, "evt_b"), 0);
         assert!(!replaces(
             Some(&deleted),
             &sub("active", false),
@@ -327,11 +332,11 @@ mod tests {
 
     #[test]
     fn an_invoice_once_paid_stays_paid_whatever_arrives_after() {
-        let paid = merged_invoice(None, &invoice("paid", 1200, Some(950)), "u", None, None, 1);
+        let paid = merged_invoice(None, &invoice("paid", 1200, Some(950)), &u(), None, None, 1);
         let failed = merged_invoice(
             Some(&paid),
             &invoice("open", 0, None),
-            "u",
+            &u(),
             None,
             Some(960),
             2,
@@ -339,11 +344,11 @@ mod tests {
         assert_eq!((failed.status.as_str(), failed.amount_paid), ("paid", 1200));
         assert_eq!((failed.paid_at, failed.failed_at), (Some(950), Some(960)));
         // The other order reaches the same facts.
-        let open = merged_invoice(None, &invoice("open", 0, None), "u", None, Some(960), 1);
+        let open = merged_invoice(None, &invoice("open", 0, None), &u(), None, Some(960), 1);
         let then_paid = merged_invoice(
             Some(&open),
             &invoice("paid", 1200, Some(950)),
-            "u",
+            &u(),
             None,
             None,
             2,
@@ -362,7 +367,7 @@ mod tests {
         let first = merged_invoice(
             None,
             &invoice("paid", 1200, Some(950)),
-            "u",
+            &u(),
             Some("pro".into()),
             None,
             1,
@@ -371,7 +376,7 @@ mod tests {
         bare.subscription = None;
         bare.price_id = None;
         bare.period = None;
-        let again = merged_invoice(Some(&first), &bare, "u", None, None, 2);
+        let again = merged_invoice(Some(&first), &bare, &u(), None, None, 2);
         assert_eq!(again.subscription_id.as_deref(), Some("sub_1"));
         assert_eq!(again.plan_id.as_deref(), Some("pro"));
         assert_eq!(
@@ -391,9 +396,9 @@ mod tests {
 
     #[test]
     fn the_largest_refund_wins_in_any_order() {
-        let partial = merged_refund(None, &refund(400, false), "u", 10, 1);
-        let full = merged_refund(Some(&partial), &refund(1200, true), "u", 20, 2);
-        let late_partial = merged_refund(Some(&full), &refund(400, false), "u", 15, 3);
+        let partial = merged_refund(None, &refund(400, false), &u(), 10, 1);
+        let full = merged_refund(Some(&partial), &refund(1200, true), &u(), 20, 2);
+        let late_partial = merged_refund(Some(&full), &refund(400, false), &u(), 15, 3);
         assert_eq!(
             (
                 late_partial.amount_refunded,

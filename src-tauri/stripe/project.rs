@@ -57,7 +57,7 @@ impl Engine {
         let period_changed = row.current_period_start != next.current_period_start;
         let status_changed = row.status != next.status || row.grace_until != next.grace_until;
         if plan_changed || period_changed || status_changed {
-            self.regrant_credits(tx, user, &row, &next).await?;
+            self.regrant_credits(tx, &row.user_id, &row, &next).await?;
         }
         Ok((true, words))
     }
@@ -67,7 +67,7 @@ impl Engine {
     async fn regrant_credits(
         &self,
         tx: &mut AnyConn,
-        user: &str,
+        user: &UserId,
         before: &SubscriptionRow,
         after: &SubscriptionRow,
     ) -> Applying<()> {
@@ -91,8 +91,7 @@ impl Engine {
             start: at(after.current_period_start),
             end: at(after.current_period_end),
         };
-        let uid = UserId::from_db(user.to_owned());
-        self.grant_plan_change_credits(tx, &uid, &old_eff, &new_eff, billing, now)
+        self.grant_plan_change_credits(tx, user, &old_eff, &new_eff, billing, now)
             .await?;
         Ok(())
     }

@@ -7,6 +7,7 @@ use super::client::StripeClient;
 use super::event::{self, SubscriptionFacts};
 use super::merge::{self, is_terminal, StateKey};
 use super::receive::EventStatus;
+use crate::domain::UserId;
 use crate::error::Result;
 use crate::service::Engine;
 use crate::store::stripe::{self as db, SubscriptionState};
@@ -29,6 +30,17 @@ pub struct ReconcileReport {
     pub subscriptions_checked: usize,
     pub invoices_checked: usize,
     pub mismatches: Vec<Mismatch>,
+}
+
+impl ReconcileReport {
+    /// A listed object whose JSON did not parse: reported, never applied.
+    fn unreadable(&mut self, id: String, e: impl std::fmt::Display) {
+        self.mismatches.push(Mismatch {
+            target: id,
+            what: format!("Stripe's answer could not be read: {e}"),
+            fixed: false,
+        });
+    }
 }
 
 const RECONCILE_EVENT: &str = "reconcile";
@@ -78,11 +90,7 @@ impl Engine {
         let mut seen = HashSet::new();
         for raw in listed {
             report.subscriptions_checked += 1;
-            let id = raw
-                .get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-                .to_owned();
+            let id = object_id(&raw);
             let parsed: std::result::Result<stripe_shared::Subscription, _> =
                 serde_json::from_value(raw);
             let s = match parsed {
@@ -91,11 +99,7 @@ impl Engine {
                     event::subscription_facts(&s, deleted)
                 }
                 Err(e) => {
-                    report.mismatches.push(Mismatch {
-                        target: id,
-                        what: format!("Stripe's answer could not be read: {e}"),
-                        fixed: false,
-                    });
+                    report.unreadable(id, e);
                     continue;
                 }
             };
@@ -135,7 +139,7 @@ impl Engine {
         &self,
         conn: &mut AnyConn,
         s: &SubscriptionFacts,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<UserId>> {
         if let Some(c) = db::customer_in(conn, &s.customer).await? {
             return Ok(Some(c.user_id));
         }
@@ -230,7 +234,7 @@ impl Engine {
                 false
             };
             report.mismatches.push(Mismatch {
-                target: user.clone(),
+                target: user.to_string(),
                 what: format!("subscription row does not follow Stripe's {}", s.id),
                 fixed,
             });
@@ -282,22 +286,14 @@ impl Engine {
         let listed = client.list_invoices_since(since).await?;
         for raw in listed {
             report.invoices_checked += 1;
-            let id = raw
-                .get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-                .to_owned();
+            let id = object_id(&raw);
             let facts = serde_json::from_value::<stripe_shared::Invoice>(raw.clone())
                 .map_err(|e| e.to_string())
                 .and_then(|inv| event::invoice_facts(&inv, Some(&raw)));
             let i = match facts {
                 Ok(i) => i,
                 Err(e) => {
-                    report.mismatches.push(Mismatch {
-                        target: id,
-                        what: format!("Stripe's answer could not be read: {e}"),
-                        fixed: false,
-                    });
+                    report.unreadable(id, e);
                     continue;
                 }
             };
@@ -368,4 +364,12 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// A listed Stripe object's id, for reports about objects that may not parse.
+fn object_id(raw: &serde_json::Value) -> String {
+    raw.get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?")
+        .to_owned()
 }

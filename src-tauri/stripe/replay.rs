@@ -21,17 +21,9 @@ pub struct EventInput {
     pub payload: String,
 }
 
-/// What replaying one event did (or, in a dry run, would do).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ReplayItem {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `applied`, `ignored`, `pending`, `failed`, or `skipped` (already applied before).
-    pub outcome: String,
-    pub error: Option<String>,
-    pub changes: Vec<String>,
-}
+/// What replaying one event did (or, in a dry run, would do): the same answer the back
+/// office's replay gives.
+pub use crate::service::stripe_events::admin::ReplayedEvent as ReplayItem;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ReplaySummary {
@@ -268,15 +260,7 @@ impl Engine {
         let mut sp = tx.begin().await?;
         match self.apply_in(&mut sp, &row).await {
             Ok(a) => {
-                db::set_event_outcome(
-                    &mut sp,
-                    id,
-                    a.status.as_str(),
-                    a.error.as_deref(),
-                    a.user_id.as_deref(),
-                    self.now_ms(),
-                )
-                .await?;
+                a.record(&mut sp, id, self.now_ms()).await?;
                 sp.commit().await?;
                 item.outcome = a.status.as_str().into();
                 item.error = a.error;

@@ -130,7 +130,7 @@ async fn target(engine: &Engine, n: usize) -> Target {
                 retry_after_s: 10,
                 resets_at: "2030-01-01T00:00:00Z".parse().unwrap(),
             }),
-            user_id: Some(user.id.to_string()),
+            user_id: Some(user.id.clone()),
             key_prefix: None,
             plan_version: Some("free@1".into()),
             subscription_status: Some("active".into()),
@@ -615,7 +615,7 @@ async fn sign_in_refuses_customers_and_revoked_sessions(backend: Backend) {
         .unwrap();
     console.sign_out().await.unwrap();
     let live = engine.list_sessions(&again.user_id, None).await.unwrap();
-    assert!(live.iter().all(|s| s.id != again.session_id.to_string()));
+    assert!(live.iter().all(|s| s.id != again.session_id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

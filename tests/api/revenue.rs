@@ -9,7 +9,7 @@ use crate::on_both;
 use chrono::{TimeZone, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tollgate::domain::Role;
+use tollgate::domain::{Role, UserId};
 use tollgate::store::stripe::{self as db, InvoiceRow, RefundRow, SubscriptionState};
 
 /// Unix ms of a UTC day at midnight.
@@ -99,7 +99,7 @@ fn ended(sub: &str, user: &str, started: i64, ended: i64) -> SubscriptionState {
     SubscriptionState {
         subscription_id: sub.into(),
         customer_id: format!("cus_{user}"),
-        user_id: user.into(),
+        user_id: UserId::parse(user).unwrap(),
         price_id: Some("price_pro_monthly".into()),
         status: "canceled".into(),
         current_period_start: started,
@@ -329,7 +329,7 @@ async fn write_history(app: &TestApp) {
             &InvoiceRow {
                 invoice_id: i.id.into(),
                 customer_id: format!("cus_{}", i.user),
-                user_id: i.user.into(),
+                user_id: UserId::parse(i.user).unwrap(),
                 subscription_id: Some(i.sub.into()),
                 status: "paid".into(),
                 amount_due: i.amount,
@@ -356,7 +356,7 @@ async fn write_history(app: &TestApp) {
         &InvoiceRow {
             invoice_id: "in_open".into(),
             customer_id: "cus_usr_c".into(),
-            user_id: "usr_c".into(),
+            user_id: UserId::parse("usr_c").unwrap(),
             subscription_id: Some("sub_c".into()),
             status: "open".into(),
             amount_due: 1200,
@@ -388,7 +388,7 @@ async fn write_history(app: &TestApp) {
         &RefundRow {
             charge_id: "ch_f1".into(),
             customer_id: "cus_usr_f".into(),
-            user_id: "usr_f".into(),
+            user_id: UserId::parse("usr_f").unwrap(),
             payment_intent: None,
             amount: 1200,
             amount_refunded: 1200,
@@ -428,7 +428,7 @@ async fn revenue_reports_follow_a_new_fact_at_once(backend: Backend) {
         &RefundRow {
             charge_id: "ch_d_june".into(),
             customer_id: "cus_usr_d".into(),
-            user_id: "usr_d".into(),
+            user_id: UserId::parse("usr_d").unwrap(),
             payment_intent: None,
             amount: 1200,
             amount_refunded: 500,
@@ -839,7 +839,7 @@ async fn revenue_cli_prints_tables_and_csv() {
         &InvoiceRow {
             invoice_id: "in_cli".into(),
             customer_id: "cus_cli".into(),
-            user_id: "usr_cli_customer".into(),
+            user_id: UserId::parse("usr_clicustomer").unwrap(),
             subscription_id: Some("sub_cli".into()),
             status: "paid".into(),
             amount_due: 1200,

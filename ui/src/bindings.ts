@@ -187,7 +187,7 @@ export type ApplyOutcome = {
 };
 
 export type AuditEntry = {
-	id: string,
+	id: AuditId,
 	at: string,
 	actor: string,
 	action: string,
@@ -209,6 +209,9 @@ export type AuditFilter = {
 	cursor?: string | null,
 	limit?: number | null,
 };
+
+/**  An entry of the audit log. */
+export type AuditId = string;
 
 /**  One page of the audit log, newest first. */
 export type AuditPage = {
@@ -315,7 +318,7 @@ export type Decision = {
 	code: string,
 	status: number,
 	route: string | null,
-	user_id: string | null,
+	user_id: UserId | null,
 	key_prefix: string | null,
 	facts: Value,
 };
@@ -430,10 +433,13 @@ export type Interval = "month" | "year";
 /**  An API key. */
 export type KeyId = string;
 
+/**  A message in the outgoing mail queue. */
+export type MailId = string;
+
 /**  One mail of the outbox, without its bodies (they may carry live links). */
 export type MailSummary = {
-	id: string,
-	user_id: string | null,
+	id: MailId,
+	user_id: UserId | null,
 	to: string,
 	template: string,
 	subject: string,
@@ -611,10 +617,13 @@ export type PlanSummary = {
 	is_default: boolean,
 };
 
+/**  A published, immutable version of a plan. */
+export type PlanVersionId = string;
+
 /**  One published plan version. */
 export type PlanVersionInfo = {
 	/**  `plv_…`. */
-	id: string,
+	id: PlanVersionId,
 	plan_id: string,
 	version: number,
 	/**  `pro@2`. */
@@ -656,7 +665,10 @@ export type ReplayRequest = {
 export type ReplayedEvent = {
 	id: string,
 	type: string,
-	/**  `applied`, `pending`, `failed` or `ignored`. */
+	/**
+	 *  `applied`, `pending`, `failed` or `ignored`; `skipped` (already applied before)
+	 *  in a command-line replay.
+	 */
 	outcome: string,
 	error: string | null,
 	changes: string[],
@@ -714,7 +726,7 @@ export type SeedSummary = {
 export type SessionId = string;
 
 export type SessionInfo = {
-	id: string,
+	id: SessionId,
 	user_agent: string | null,
 	ip: string | null,
 	created_at: string,
@@ -795,16 +807,19 @@ export type StripeEventSummary = {
 	status: string,
 	error: string | null,
 	customer_id: string | null,
-	user_id: string | null,
+	user_id: UserId | null,
 	received_at: string,
 	applied_at: string | null,
 	attempts: number,
 };
 
+/**  A user's subscription (Tollgate's, not Stripe's `sub_…` ids, which are kept as text). */
+export type SubscriptionId = string;
+
 /**  A subscription as shown to its user and to staff. */
 export type SubscriptionView = {
-	id: string,
-	user_id: string,
+	id: SubscriptionId,
+	user_id: UserId,
 	/**  The plan version the user bought (`pro@1`). */
 	plan: string,
 	plan_id: string,
@@ -831,8 +846,11 @@ export type Traffic = {
 	latest_refusals: Decision[],
 } & RequestCounts;
 
+/**  A usage event (a consumption, a release, a grant...). */
+export type UsageEventId = string;
+
 export type UsageEventView = {
-	id: string,
+	id: UsageEventId,
 	metric: string,
 	kind: string,
 	amount: number,
@@ -964,7 +982,7 @@ export type UserQuery = {
 };
 
 export type UserRow = {
-	id: string,
+	id: UserId,
 	email: string,
 	full_name: string | null,
 	role: string,
@@ -977,7 +995,7 @@ export type UserSort = "created_desc" | "created_asc" | "email_asc";
 
 /**  One user's state before and after the events, and the fields that differ. */
 export type UserStateDiff = {
-	user_id: string,
+	user_id: UserId,
 	before: BillingState,
 	after: BillingState,
 	/**  `account_status`, `subscription_status`, `plan_version`, `credits`. */

@@ -2,7 +2,7 @@
 //! one of them.
 
 use super::{Actor, Explanation};
-use crate::domain::{Role, User, UserId, UserStatus};
+use crate::domain::{Role, UsageEventId, User, UserId, UserStatus};
 use crate::error::{Error, Result};
 use crate::service::api_keys::ApiKeyInfo;
 use crate::service::audit::{AuditEntry, AuditFilter};
@@ -56,7 +56,7 @@ pub struct UserQuery {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub full_name: Option<String>,
     pub role: String,
@@ -106,7 +106,7 @@ pub struct UserDetail {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(feature = "desktop", derive(specta::Type))]
 pub struct UsageEventView {
-    pub id: String,
+    pub id: UsageEventId,
     pub metric: String,
     pub kind: String,
     pub amount: i64,

@@ -23,7 +23,6 @@ pub use strategy::Strategy;
 pub use summary::{DailyUsage, MetricUsage, UsageSummary};
 pub use verify::Drift;
 
-use super::catalog::PlanVersion;
 use super::subscriptions::Resolved;
 use crate::error::{Error, InsufficientCredits, QuotaExceeded, Result};
 use crate::plans::periods::Window;
@@ -60,15 +59,15 @@ pub struct Consumption {
     pub replayed: bool,
 }
 
-/// The rule of `metric` on a plan version; a metric the catalog does not declare is an error.
+/// The rule of `metric` on the plan in force for a subscription, in its billing period; a
+/// metric the catalog does not declare is an error.
 pub(crate) fn plan_rule(
-    plan: &PlanVersion,
+    r: &Resolved,
     declared: &[String],
     metric: &str,
     now: DateTime<Utc>,
-    billing: Window,
 ) -> Result<Rule> {
-    rules::rule_for(&plan.plan, declared, metric, now, billing)
+    rules::rule_for(&r.effective.plan, declared, metric, now, r.billing)
         .ok_or_else(|| Error::UnknownMetric(metric.to_owned()))
 }
 
@@ -185,13 +184,7 @@ impl super::Engine {
         let r = self.resolve_subscription(user).await?;
         let catalog = self.catalog().await?;
         let now = self.now();
-        let rule = plan_rule(
-            &r.effective,
-            &catalog.catalog.metrics,
-            metric,
-            now,
-            r.billing,
-        )?;
+        let rule = plan_rule(&r, &catalog.catalog.metrics, metric, now)?;
         Ok((rule, now))
     }
 }

@@ -45,13 +45,7 @@ impl Engine {
         let resolved = self.resolve_subscription(user).await?;
         let catalog = self.catalog().await?;
         let now = self.now();
-        let rule = plan_rule(
-            &resolved.effective,
-            &catalog.catalog.metrics,
-            req.metric,
-            now,
-            resolved.billing,
-        )?;
+        let rule = plan_rule(&resolved, &catalog.catalog.metrics, req.metric, now)?;
         let result = match &self.inner.memory {
             Some(m) => {
                 self.consume_in_memory(m, user, &resolved, rule, &req, now)

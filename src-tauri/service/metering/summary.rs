@@ -96,13 +96,7 @@ impl Engine {
         let mut metrics = BTreeMap::new();
         let mut credits = BTreeMap::new();
         for metric in &catalog.catalog.metrics {
-            let rule = plan_rule(
-                &r.effective,
-                &catalog.catalog.metrics,
-                metric,
-                now,
-                r.billing,
-            )?;
+            let rule = plan_rule(&r, &catalog.catalog.metrics, metric, now)?;
             let (used, balance) = self.current_use(user.as_str(), metric, rule).await?;
             let limit = match rule {
                 Rule::Limit { limit, .. } => limit,

@@ -1,5 +1,6 @@
 //! Verify and repair: rebuilds every counter and balance from the usage events.
 
+use crate::domain::UserId;
 use crate::error::Result;
 use crate::service::Engine;
 use crate::store::{at, ms, usage};
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 /// A counter or balance that does not match the events it is derived from.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Drift {
-    pub user_id: String,
+    pub user_id: UserId,
     pub metric: String,
     /// `None` for credit balances.
     pub period_start: Option<DateTime<Utc>>,
@@ -22,7 +23,7 @@ impl Engine {
     /// Rebuilds every counter and balance from the usage events and reports what differs;
     /// with `repair`, writes the rebuilt values (audited).
     pub async fn verify_usage(&self, repair: bool, actor: &str) -> Result<Vec<Drift>> {
-        let stored: HashMap<(String, String, i64), (i64, i64)> =
+        let stored: HashMap<(UserId, String, i64), (i64, i64)> =
             usage::all_counters(self.db().read())
                 .await?
                 .into_iter()
@@ -33,7 +34,7 @@ impl Engine {
                     )
                 })
                 .collect();
-        let expected: HashMap<(String, String, i64), i64> =
+        let expected: HashMap<(UserId, String, i64), i64> =
             usage::counters_from_events(self.db().read())
                 .await?
                 .into_iter()
@@ -63,12 +64,12 @@ impl Engine {
                 });
             }
         }
-        let balances: HashMap<(String, String), i64> = usage::all_credits(self.db().read())
+        let balances: HashMap<(UserId, String), i64> = usage::all_credits(self.db().read())
             .await?
             .into_iter()
             .map(|(u, m, b)| ((u, m), b))
             .collect();
-        let want_balances: HashMap<(String, String), i64> =
+        let want_balances: HashMap<(UserId, String), i64> =
             usage::credits_from_events(self.db().read())
                 .await?
                 .into_iter()

@@ -696,7 +696,7 @@ mod tests {
     ) -> PaidInvoice {
         PaidInvoice {
             invoice_id: id.into(),
-            user_id: "usr_a".into(),
+            user_id: crate::domain::UserId::parse("usr_a").unwrap(),
             subscription_id: Some(sub.into()),
             billing_reason: Some(reason.into()),
             price_id: Some(price.into()),
