@@ -26,6 +26,7 @@ pub const POOL_CONNECTIONS: &str = "tollgate_db_pool_connections";
 pub const POOL_IDLE: &str = "tollgate_db_pool_idle_connections";
 pub const POOL_MAX: &str = "tollgate_db_pool_max_connections";
 pub const METER_WRITE_QUEUE: &str = "tollgate_meter_write_queue_batches";
+pub const METER_COUNTERS: &str = "tollgate_meter_counters_held";
 pub const BUILD_INFO: &str = "tollgate_build_info";
 pub const START_TIME: &str = "tollgate_start_time_seconds";
 pub const RATE_LIMIT_DEGRADED: &str = "tollgate_rate_limit_degraded";
@@ -95,6 +96,10 @@ impl Metrics {
                 METER_WRITE_QUEUE,
                 "Batches of usage waiting for the group commit (memory metering)."
             );
+            describe_gauge!(
+                METER_COUNTERS,
+                "Quota counters held in memory (memory metering); those of ended windows are dropped."
+            );
             describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
             describe_gauge!(
                 START_TIME,
@@ -149,6 +154,9 @@ impl Metrics {
             }
             if let Some(n) = g.meter_write_queue {
                 gauge!(METER_WRITE_QUEUE).set(n as f64);
+            }
+            if let Some(n) = g.meter_counters {
+                gauge!(METER_COUNTERS).set(n as f64);
             }
             let degraded = g.rate_limits == RateLimitBackend::Degraded;
             gauge!(RATE_LIMIT_DEGRADED).set(f64::from(u8::from(degraded)));

@@ -50,6 +50,8 @@ pub struct Gauges {
     pub pools: Vec<PoolSize>,
     /// Batches of usage waiting for the group commit (memory metering only).
     pub meter_write_queue: Option<usize>,
+    /// Quota counters held in memory (memory metering only).
+    pub meter_counters: Option<usize>,
     /// Where rate limits are counted (Redis, or this instance alone while Redis is away).
     pub rate_limits: super::rate_limits::RateLimitBackend,
 }
@@ -60,6 +62,7 @@ impl Engine {
         Gauges {
             pools: self.db().pool_sizes(),
             meter_write_queue: self.inner.memory.as_ref().map(|m| m.waiting()),
+            meter_counters: self.inner.memory.as_ref().map(|m| m.held_counters()),
             rate_limits: self.rate_limit_backend(),
         }
     }

@@ -835,3 +835,38 @@ async fn rate_limits_follow_the_plan_and_can_be_cleared(backend: Backend) {
         .await
         .is_ok());
 }
+
+on_both!(counters_of_ended_windows_are_dropped_from_memory);
+async fn counters_of_ended_windows_are_dropped_from_memory(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    if app.engine.meter_strategy() != Strategy::Memory {
+        // The database strategy holds no counters.
+        assert_eq!(app.engine.gauges().meter_counters, None);
+        return;
+    }
+    app.engine
+        .apply_catalog(HUNDRED, Some("test"))
+        .await
+        .unwrap();
+    let a = new_user(&app, "day-one@example.com").await;
+    let b = new_user(&app, "day-three@example.com").await;
+    meter(&app, &a.id, "calls", 1, None).await.unwrap();
+    assert_eq!(app.engine.gauges().meter_counters, Some(1));
+    // Two days on, `a`'s daily window is over: the next counter loaded drops it.
+    app.clock.advance(Duration::days(2));
+    meter(&app, &b.id, "calls", 1, None).await.unwrap();
+    assert_eq!(app.engine.gauges().meter_counters, Some(1));
+    // `a` starts a new window, counted from the database (nothing there yet for it).
+    let c = meter(&app, &a.id, "calls", 1, None).await.unwrap();
+    assert_eq!((c.used, c.limit), (1, Some(1)));
+    assert_eq!(app.engine.gauges().meter_counters, Some(2));
+    // Its first window's usage is still in the database.
+    assert!(app
+        .engine
+        .verify_usage(false, "test")
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -72,7 +72,7 @@ impl Engine {
                 st.counters
                     .get_mut(&(uid.to_owned(), ev.metric.clone(), ev.period_start))
             {
-                *v -= ev.amount;
+                v.used -= ev.amount;
             }
             if let Some(k) = &ev.idempotency_key {
                 st.answers.remove(&(uid.to_owned(), k.clone()));

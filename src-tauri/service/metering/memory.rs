@@ -19,9 +19,22 @@ use tokio::sync::{mpsc, oneshot};
 type CounterKey = (String, String, i64);
 type CreditKey = (String, String);
 
+/// A quota counter held in memory, with the end of its window.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Counter {
+    pub(super) used: i64,
+    /// Unix ms; after it no request counts on this window, and the entry may go.
+    pub(super) ends_at: i64,
+}
+
+/// How often counters of windows that have ended are dropped.
+const PRUNE_EVERY_MS: i64 = 60_000;
+
 #[derive(Default)]
 pub(crate) struct MemoryState {
-    pub(super) counters: HashMap<CounterKey, i64>,
+    pub(super) counters: HashMap<CounterKey, Counter>,
+    /// When counters of ended windows were last dropped (unix ms).
+    pruned_at: i64,
     pub(super) credits: HashMap<CreditKey, Credits>,
     /// Answers of consumptions not committed yet, by (user, idempotency key).
     pub(super) answers: HashMap<(String, String), Consumption>,
@@ -92,6 +105,19 @@ pub(crate) struct MemoryMeter {
     _checkpoints: Option<std::sync::mpsc::Sender<()>>,
 }
 
+impl MemoryState {
+    /// Drops the counters of windows that ended before `now_ms` (at most once a minute):
+    /// nothing counts on them any more, and a process that runs for months would otherwise
+    /// keep one per customer and window it has seen.
+    fn prune_ended(&mut self, now_ms: i64) {
+        if now_ms - self.pruned_at < PRUNE_EVERY_MS {
+            return;
+        }
+        self.pruned_at = now_ms;
+        self.counters.retain(|_, c| c.ends_at > now_ms);
+    }
+}
+
 impl MemoryMeter {
     /// Starts the group commit: on a SQLite file, a writer thread of its own
     /// (`store::sqlite_writer`); otherwise a task committing through the pool.
@@ -140,6 +166,11 @@ impl MemoryMeter {
     /// Batches of usage waiting for the group commit.
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Quota counters held in memory.
+    pub(crate) fn held_counters(&self) -> usize {
+        self.lock().counters.len()
     }
 }
 
@@ -288,7 +319,12 @@ impl Engine {
                     let used = usage::counter(self.db().read(), uid, req.metric, ms(window.start))
                         .await?
                         .unwrap_or(0);
-                    m.lock().counters.entry(key).or_insert(used);
+                    let mut st = m.lock();
+                    st.prune_ended(ms(now));
+                    st.counters.entry(key).or_insert(Counter {
+                        used,
+                        ends_at: ms(window.end),
+                    });
                 }
             }
             Rule::Credits { .. } => {
@@ -338,10 +374,16 @@ impl Engine {
             match rule {
                 Rule::Limit { limit, window } => {
                     let key = (uid.to_owned(), req.metric.to_owned(), ms(window.start));
-                    let used = st.counters.get(&key).copied().unwrap_or(0);
+                    let used = st.counters.get(&key).map_or(0, |c| c.used);
                     let used = rules::consume_within(limit, used, req.amount)
                         .map_err(|d| refusal(r, req.metric, req.amount, window, d))?;
-                    st.counters.insert(key, used);
+                    st.counters.insert(
+                        key,
+                        Counter {
+                            used,
+                            ends_at: ms(window.end),
+                        },
+                    );
                     let answer = limit_answer(
                         event_id.clone(),
                         req.metric,

@@ -53,7 +53,7 @@ impl Engine {
                         metric.to_owned(),
                         ms(window.start),
                     )) {
-                        return Ok((*v, None));
+                        return Ok((v.used, None));
                     }
                 }
                 Ok((
