@@ -311,34 +311,8 @@ impl Engine {
                 return replay(ev.answer.as_deref().unwrap_or("{}"));
             }
         }
-        // Load the counter or balance on first use, outside the lock.
-        match rule {
-            Rule::Limit { window, .. } => {
-                let key = (uid.to_owned(), req.metric.to_owned(), ms(window.start));
-                if !m.lock().counters.contains_key(&key) {
-                    let used = usage::counter(self.db().read(), uid, req.metric, ms(window.start))
-                        .await?
-                        .unwrap_or(0);
-                    let mut st = m.lock();
-                    st.prune_ended(ms(now));
-                    st.counters.entry(key).or_insert(Counter {
-                        used,
-                        ends_at: ms(window.end),
-                    });
-                }
-            }
-            Rule::Credits { .. } => {
-                let key = (uid.to_owned(), req.metric.to_owned());
-                if !m.lock().credits.contains_key(&key) {
-                    let row = usage::credits(self.db().read(), uid, req.metric, false).await?;
-                    let v = row.map(stored_credits).unwrap_or(Credits::EMPTY);
-                    m.lock().credits.entry(key).or_insert(v);
-                }
-            }
-        }
         let event_id = new_event_id();
         let at_ms = ms(now);
-        let mut writes = Vec::new();
         let event = |kind: &'static str,
                      amount: i64,
                      period_start: i64,
@@ -361,122 +335,162 @@ impl Engine {
                 answer,
             })
         };
-        let answer = {
-            let mut st = m.lock();
-            if let Some(key) = &idem {
-                if let Some(a) = st.answers.get(key) {
-                    return Ok(Consumption {
-                        replayed: true,
-                        ..a.clone()
-                    });
-                }
-            }
+        // Loads what the decision needs, then decides under the lock; when a change of the
+        // subscription made the process forget it in between, round again.
+        let (answer, writes) = loop {
+            // Load the counter or balance on first use, outside the lock.
             match rule {
-                Rule::Limit { limit, window } => {
+                Rule::Limit { window, .. } => {
                     let key = (uid.to_owned(), req.metric.to_owned(), ms(window.start));
-                    let used = st.counters.get(&key).map_or(0, |c| c.used);
-                    let used = rules::consume_within(limit, used, req.amount)
-                        .map_err(|d| refusal(r, req.metric, req.amount, window, d))?;
-                    st.counters.insert(
-                        key,
-                        Counter {
+                    if !m.lock().counters.contains_key(&key) {
+                        let used =
+                            usage::counter(self.db().read(), uid, req.metric, ms(window.start))
+                                .await?
+                                .unwrap_or(0);
+                        let mut st = m.lock();
+                        st.prune_ended(ms(now));
+                        st.counters.entry(key).or_insert(Counter {
                             used,
                             ends_at: ms(window.end),
-                        },
-                    );
-                    let answer = limit_answer(
-                        event_id.clone(),
-                        req.metric,
-                        req.amount,
-                        used,
-                        limit,
-                        window,
-                    );
-                    let json = serde_json::to_string(&answer).ok();
-                    writes.push(event(
-                        "consume",
-                        req.amount,
-                        ms(window.start),
-                        json,
-                        event_id.clone(),
-                    ));
-                    writes.push(Write::CounterDelta {
-                        user: uid.to_owned(),
-                        metric: req.metric.to_owned(),
-                        start: ms(window.start),
-                        end: ms(window.end),
-                        delta: req.amount,
-                    });
-                    answer
-                }
-                Rule::Credits {
-                    allowance,
-                    rollover,
-                    window,
-                } => {
-                    let key = (uid.to_owned(), req.metric.to_owned());
-                    let before = st.credits.get(&key).copied().unwrap_or(Credits::EMPTY);
-                    let renewal = rules::renew_credits(before, allowance, rollover, window);
-                    let renewed = renewal.credits;
-                    let granted_for = renewed.granted_for;
-                    for (kind, amount) in &renewal.events {
-                        writes.push(event(kind, *amount, CREDIT_PERIOD, None, new_event_id()));
+                        });
                     }
-                    if renewal.is_due(before) {
+                }
+                Rule::Credits { .. } => {
+                    let key = (uid.to_owned(), req.metric.to_owned());
+                    if !m.lock().credits.contains_key(&key) {
+                        let row = usage::credits(self.db().read(), uid, req.metric, false).await?;
+                        let v = row.map(stored_credits).unwrap_or(Credits::EMPTY);
+                        m.lock().credits.entry(key).or_insert(v);
+                    }
+                }
+            }
+            let mut writes = Vec::new();
+            let answer = {
+                let mut st = m.lock();
+                if let Some(key) = &idem {
+                    if let Some(a) = st.answers.get(key) {
+                        return Ok(Consumption {
+                            replayed: true,
+                            ..a.clone()
+                        });
+                    }
+                }
+                let answer = match rule {
+                    Rule::Limit { limit, window } => {
+                        let key = (uid.to_owned(), req.metric.to_owned(), ms(window.start));
+                        // Forgotten since it was loaded (the subscription changed): load again.
+                        let Some(used) = st.counters.get(&key).map(|c| c.used) else {
+                            continue;
+                        };
+                        let used = rules::consume_within(limit, used, req.amount)
+                            .map_err(|d| refusal(r, req.metric, req.amount, window, d))?;
+                        st.counters.insert(
+                            key,
+                            Counter {
+                                used,
+                                ends_at: ms(window.end),
+                            },
+                        );
+                        let answer = limit_answer(
+                            event_id.clone(),
+                            req.metric,
+                            req.amount,
+                            used,
+                            limit,
+                            window,
+                        );
+                        let json = serde_json::to_string(&answer).ok();
+                        writes.push(event(
+                            "consume",
+                            req.amount,
+                            ms(window.start),
+                            json,
+                            event_id.clone(),
+                        ));
+                        writes.push(Write::CounterDelta {
+                            user: uid.to_owned(),
+                            metric: req.metric.to_owned(),
+                            start: ms(window.start),
+                            end: ms(window.end),
+                            delta: req.amount,
+                        });
+                        answer
+                    }
+                    Rule::Credits {
+                        allowance,
+                        rollover,
+                        window,
+                    } => {
+                        let key = (uid.to_owned(), req.metric.to_owned());
+                        let Some(before) = st.credits.get(&key).copied() else {
+                            continue;
+                        };
+                        let renewal = rules::renew_credits(before, allowance, rollover, window);
+                        let renewed = renewal.credits;
+                        let granted_for = renewed.granted_for;
+                        for (kind, amount) in &renewal.events {
+                            writes.push(event(kind, *amount, CREDIT_PERIOD, None, new_event_id()));
+                        }
+                        if renewal.is_due(before) {
+                            writes.push(Write::CreditDelta {
+                                user: uid.to_owned(),
+                                metric: req.metric.to_owned(),
+                                delta: renewed.balance - before.balance,
+                                granted_for,
+                            });
+                        }
+                        st.credits.insert(key.clone(), renewed);
+                        let balance = match rules::spend_credits(renewed.balance, req.amount) {
+                            Ok(balance) => balance,
+                            Err(denial) => {
+                                // The renewal is real even when the consumption is refused.
+                                if !writes.is_empty() {
+                                    let _ = m.enqueue(Batch { writes, ack: None });
+                                }
+                                return Err(refusal(r, req.metric, req.amount, window, denial));
+                            }
+                        };
+                        st.credits.insert(
+                            key,
+                            Credits {
+                                balance,
+                                granted_for,
+                            },
+                        );
+                        let answer = credit_answer(
+                            event_id.clone(),
+                            req.metric,
+                            req.amount,
+                            balance,
+                            allowance,
+                            window,
+                        );
+                        let json = serde_json::to_string(&answer).ok();
+                        writes.push(event(
+                            "consume",
+                            req.amount,
+                            CREDIT_PERIOD,
+                            json,
+                            event_id.clone(),
+                        ));
                         writes.push(Write::CreditDelta {
                             user: uid.to_owned(),
                             metric: req.metric.to_owned(),
-                            delta: renewed.balance - before.balance,
+                            delta: -req.amount,
                             granted_for,
                         });
+                        answer
                     }
-                    st.credits.insert(key.clone(), renewed);
-                    let balance = match rules::spend_credits(renewed.balance, req.amount) {
-                        Ok(balance) => balance,
-                        Err(denial) => {
-                            // The renewal is real even when the consumption is refused.
-                            if !writes.is_empty() {
-                                let _ = m.enqueue(Batch { writes, ack: None });
-                            }
-                            return Err(refusal(r, req.metric, req.amount, window, denial));
-                        }
-                    };
-                    st.credits.insert(
-                        key,
-                        Credits {
-                            balance,
-                            granted_for,
-                        },
-                    );
-                    let answer = credit_answer(
-                        event_id.clone(),
-                        req.metric,
-                        req.amount,
-                        balance,
-                        allowance,
-                        window,
-                    );
-                    let json = serde_json::to_string(&answer).ok();
-                    writes.push(event(
-                        "consume",
-                        req.amount,
-                        CREDIT_PERIOD,
-                        json,
-                        event_id.clone(),
-                    ));
-                    writes.push(Write::CreditDelta {
-                        user: uid.to_owned(),
-                        metric: req.metric.to_owned(),
-                        delta: -req.amount,
-                        granted_for,
-                    });
-                    answer
+                };
+                // Recorded under the decision's lock, so that a concurrent repeat of the key
+                // sees it and replays instead of consuming a second time.
+                if let Some(key) = &idem {
+                    st.answers.insert(key.clone(), answer.clone());
                 }
-            }
+                answer
+            };
+            break (answer, writes);
         };
-        if let Some(key) = &idem {
-            m.lock().answers.insert(key.clone(), answer.clone());
-        }
         let (ack, done) = oneshot::channel();
         let sent = m.enqueue(Batch {
             writes,
