@@ -109,7 +109,7 @@ impl Engine {
             })
             .collect();
         let weight: i64 = plans.iter().map(|p| p.1).sum();
-        let batch = 400usize;
+        let batch = 5_000usize;
         // (user id, plan version id)
         let mut ids: Vec<(String, crate::domain::PlanVersionId)> =
             Vec::with_capacity(users as usize);
@@ -159,9 +159,7 @@ impl Engine {
                 });
             }
             let mut tx = self.db().begin().await?;
-            for chunk in rows.chunks(batch) {
-                seed::insert_users(&mut tx, chunk, &hash).await?;
-            }
+            seed::insert_users(&mut tx, &rows, &hash).await?;
             tx.commit().await?;
             ids.extend(rows.into_iter().map(|r| (r.id, r.plan_version_id)));
             done += n as u64;
@@ -171,14 +169,22 @@ impl Engine {
             return Ok(());
         }
         let metric = catalog.catalog.metrics.first().cloned().unwrap_or_default();
-        let kind = self.db().kind();
+        // Each event goes to a user drawn at random; the events are then written user by user
+        // (users in id order, each user's events in time order), so that the indexes that start
+        // with the user grow at their end instead of at random pages all over them.
+        let mut per_user = vec![0u32; ids.len()];
+        for _ in 0..events {
+            per_user[rng.gen_range(0..ids.len())] += 1;
+        }
         let mut done = 0u64;
-        while done < events {
-            let n = EVENTS_PER_TRANSACTION.min(events - done);
-            let mut rows = Vec::with_capacity(n as usize);
-            for i in 0..n {
-                let (user, plan_version_id) = &ids[rng.gen_range(0..ids.len())];
-                let at = now - Duration::seconds(rng.gen_range(0..EVENT_DAYS * 86_400));
+        let mut rows = Vec::with_capacity(EVENTS_PER_TRANSACTION.min(events) as usize);
+        for ((user, plan_version_id), &n) in ids.iter().zip(&per_user) {
+            let mut times: Vec<i64> = (0..n)
+                .map(|_| rng.gen_range(0..EVENT_DAYS * 86_400))
+                .collect();
+            times.sort_unstable_by(|a, b| b.cmp(a));
+            for back in times {
+                let at = now - Duration::seconds(back);
                 let day = periods::window(
                     crate::plans::Per::Day,
                     at,
@@ -186,32 +192,53 @@ impl Engine {
                 )
                 .start;
                 rows.push(seed::SeedEvent {
-                    id: format!("use_{}{:012}", &run[..10], done + i),
+                    id: format!("use_{}{:012}", &run[..10], done + rows.len() as u64),
                     user_id: user.clone(),
                     metric: metric.clone(),
                     at: ms(at),
                     period_start: ms(day),
                     plan_version_id: plan_version_id.clone(),
                 });
-            }
-            let (first, last) = (&rows[0].id, &rows[rows.len() - 1].id);
-            let mut tx = self.db().begin().await?;
-            match upkeep {
-                RollupUpkeep::Triggers => seed::insert_events(&mut tx, &rows).await?,
-                RollupUpkeep::Bulk => {
-                    let suspended = usage_rollups::suspend_trigger(&mut tx, kind).await?;
-                    seed::insert_events(&mut tx, &rows).await?;
-                    usage_rollups::add_events(&mut tx, first, last).await?;
-                    usage_rollups::resume_trigger(&mut tx, suspended).await?;
+                if rows.len() as u64 == EVENTS_PER_TRANSACTION {
+                    self.write_seeded_events(&rows, upkeep).await?;
+                    done += rows.len() as u64;
+                    rows.clear();
+                    progress("events", done, events);
                 }
             }
-            // Counters are derived state: written to match the events just added.
-            seed::add_counters_from_events(&mut tx, first, last).await?;
-            tx.commit().await?;
-            done += n;
+        }
+        if !rows.is_empty() {
+            self.write_seeded_events(&rows, upkeep).await?;
+            done += rows.len() as u64;
             progress("events", done, events);
         }
         self.forget_subscriptions();
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Writes one transaction of seeded events (ids in increasing order), their rollups as
+    /// `upkeep` says, and the counters they add to.
+    async fn write_seeded_events(
+        &self,
+        rows: &[seed::SeedEvent],
+        upkeep: RollupUpkeep,
+    ) -> Result<()> {
+        let (first, last) = (&rows[0].id, &rows[rows.len() - 1].id);
+        let mut tx = self.db().begin().await?;
+        match upkeep {
+            RollupUpkeep::Triggers => seed::insert_events(&mut tx, rows).await?,
+            RollupUpkeep::Bulk => {
+                let suspended = usage_rollups::suspend_trigger(&mut tx, self.db().kind()).await?;
+                seed::insert_events(&mut tx, rows).await?;
+                usage_rollups::add_events(&mut tx, first, last).await?;
+                usage_rollups::resume_trigger(&mut tx, suspended).await?;
+            }
+        }
+        // Counters are derived state: written to match the events just added.
+        seed::add_counters_from_events(&mut tx, first, last).await?;
+        tx.commit().await?;
         Ok(())
     }
 }
@@ -248,9 +275,7 @@ impl Pending {
     }
     async fn flush(&mut self, tx: &mut crate::store::Tx, at_least: usize) -> Result<()> {
         if self.rows.len() >= at_least.max(1) {
-            for chunk in self.rows.chunks(1000) {
-                seed::insert_rows(tx, self.into, chunk).await?;
-            }
+            seed::insert_rows(tx, self.into, &self.rows).await?;
             self.rows.clear();
         }
         Ok(())

@@ -33,9 +33,14 @@ impl<T: Into<Cell>> From<Option<T>> for Cell {
     }
 }
 
-/// Inserts `rows` into `into` (`table (col, …)`) in one statement; every row has as many cells
-/// as the column list names. Callers keep a statement under the databases' limit on bound
-/// values (SQLite: 32,766; PostgreSQL: 65,535).
+/// Bound values per statement. sqlx looks each parameter up by name, and SQLite finds a name
+/// by walking the statement's list of them, so binding costs the square of the values bound:
+/// a statement of 32,000 values spends nearly all its time there. Rows are sent in statements
+/// of about this many values instead.
+const VALUES_PER_STATEMENT: usize = 800;
+
+/// Inserts `rows` into `into` (`table (col, …)`), as many statements as the rows need (each
+/// row with as many cells as the column list names).
 pub async fn insert_rows(
     conn: &mut AnyConnection,
     into: &str,
@@ -44,6 +49,18 @@ pub async fn insert_rows(
     let Some(width) = rows.first().map(Vec::len) else {
         return Ok(());
     };
+    for chunk in rows.chunks((VALUES_PER_STATEMENT / width).max(1)) {
+        insert_statement(&mut *conn, into, width, chunk).await?;
+    }
+    Ok(())
+}
+
+async fn insert_statement(
+    conn: &mut AnyConnection,
+    into: &str,
+    width: usize,
+    rows: &[Vec<Cell>],
+) -> Result<(), sqlx::Error> {
     let mut sql = format!("INSERT INTO {into} VALUES ");
     let mut n = 0;
     for (i, row) in rows.iter().enumerate() {
@@ -143,9 +160,6 @@ pub struct SeedEvent {
     pub plan_version_id: crate::domain::PlanVersionId,
 }
 
-/// Rows per statement for events (8 values a row keeps it under SQLite's limit).
-pub const EVENTS_PER_STATEMENT: usize = 4000;
-
 pub async fn insert_events(
     conn: &mut AnyConnection,
     rows: &[SeedEvent],
@@ -165,15 +179,12 @@ pub async fn insert_events(
             ]
         })
         .collect();
-    for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
-        insert_rows(
-            conn,
-            "usage_events (id, user_id, metric, kind, amount, at, period_start, plan_version_id)",
-            chunk,
-        )
-        .await?;
-    }
-    Ok(())
+    insert_rows(
+        conn,
+        "usage_events (id, user_id, metric, kind, amount, at, period_start, plan_version_id)",
+        &rows,
+    )
+    .await
 }
 
 /// Adds the usage events whose ids lie in `[first_id, last_id]` to their daily counters, one
