@@ -67,7 +67,8 @@ fn commit_rows(conn: &mut Connection, w: &GroupWrites<'_>) -> rusqlite::Result<R
                 e.period_start,
                 e.request_id,
                 e.idempotency_key,
-                e.answer
+                e.answer,
+                e.plan_version_id
             ])?;
         }
         let counter = format!("{}($1, $2, $3, $4, $5){}", ADD_COUNTERS.0, ADD_COUNTERS.1);

@@ -187,12 +187,16 @@ pub struct NewEvent<'a> {
     pub request_id: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
     pub answer: Option<&'a str>,
+    /// The plan version the event counts under in the usage rollups: the one the decision
+    /// was made under. None lets the database fill in the subscription's current version
+    /// (the rollup trigger), at the cost of a lookup and a second write of the row.
+    pub plan_version_id: Option<&'a str>,
 }
 
-/// The head of an event insert; its ten columns are [`NewEvent`]'s fields in order.
-pub(crate) const INSERT_EVENTS: &str = "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer) VALUES ";
+/// The head of an event insert; its eleven columns are [`NewEvent`]'s fields in order.
+pub(crate) const INSERT_EVENTS: &str = "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id) VALUES ";
 /// An event insert of one row (an idempotency-key duplicate is skipped).
-pub(crate) const INSERT_EVENT: &str = "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING";
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING";
 /// The head and tail of a counter upsert; its five columns are [`CounterDelta`]'s fields.
 pub(crate) const ADD_COUNTERS: (&str, &str) = (
     "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used) VALUES ",
@@ -217,7 +221,7 @@ pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<
     Ok(r.rows_affected() == 1)
 }
 
-/// Binds an event's ten columns in the order of `insert_event`'s column list.
+/// Binds an event's eleven columns in the order of `insert_event`'s column list.
 fn bind_event<'q>(
     q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     e: &NewEvent<'q>,
@@ -232,6 +236,7 @@ fn bind_event<'q>(
         .bind(e.request_id)
         .bind(e.idempotency_key)
         .bind(e.answer)
+        .bind(e.plan_version_id)
 }
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -513,7 +518,7 @@ pub async fn insert_events_batch(
     conn: &mut AnyConnection,
     events: &[NewEvent<'_>],
 ) -> Result<(), sqlx::Error> {
-    const COLUMNS: usize = 10;
+    const COLUMNS: usize = 11;
     let mut rest = events;
     while !rest.is_empty() {
         let (chunk, tail) = next_chunk(rest);

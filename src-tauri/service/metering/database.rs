@@ -119,6 +119,7 @@ impl Engine {
                 request_id: req.request_id,
                 idempotency_key: req.idempotency_key,
                 answer: Some(&json),
+                plan_version_id: Some(r.row.plan_version_id.as_str()),
             },
         )
         .await?;

@@ -72,6 +72,7 @@ struct OwnedEvent {
     request_id: Option<String>,
     idempotency_key: Option<String>,
     answer: Option<String>,
+    plan_version_id: Option<String>,
 }
 
 impl OwnedEvent {
@@ -87,6 +88,7 @@ impl OwnedEvent {
             request_id: self.request_id.as_deref(),
             idempotency_key: self.idempotency_key.as_deref(),
             answer: self.answer.as_deref(),
+            plan_version_id: self.plan_version_id.as_deref(),
         }
     }
 }
@@ -333,6 +335,7 @@ impl Engine {
                     None
                 },
                 answer,
+                plan_version_id: Some(r.row.plan_version_id.as_str().to_owned()),
             })
         };
         // Loads what the decision needs, then decides under the lock; when a change of the

@@ -96,6 +96,7 @@ async fn record_event(
         request_id,
         idempotency_key: None,
         answer: None,
+        plan_version_id: None,
     };
     usage::insert_event(tx, &event).await
 }
