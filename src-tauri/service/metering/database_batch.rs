@@ -257,22 +257,43 @@ async fn commit(db: &Db, batch: Vec<Job>, totals: &Totals) -> Vec<Job> {
             }
             Vec::new()
         }
+        Err(e) if may_retry(&e) => {
+            tracing::debug!(error = %e, n = batch.len(), "a batch of usage met another transaction; it is tried again");
+            let mut again = Vec::new();
+            for mut job in batch {
+                if job.attempts + 1 < MAX_ATTEMPTS {
+                    job.attempts += 1;
+                    again.push(job);
+                } else {
+                    totals.on_their_own.fetch_add(1, Ordering::Relaxed);
+                    let _ = job.reply.send(Outcome::OnItsOwn);
+                }
+            }
+            again
+        }
         Err(e) => {
             tracing::error!(error = %e, n = batch.len(), "could not commit a batch of usage; its requests are answered with an error");
-            let e = Error::from(e);
+            let message = e.to_string();
+            let unavailable = matches!(Error::from(e), Error::DatabaseUnavailable(_));
             for job in batch {
-                let _ = job.reply.send(Outcome::Failed(copy_error(&e)));
+                let e = if unavailable {
+                    Error::DatabaseUnavailable(message.clone())
+                } else {
+                    Error::Internal(anyhow::anyhow!("recording usage failed: {message}"))
+                };
+                let _ = job.reply.send(Outcome::Failed(e));
             }
             Vec::new()
         }
     }
 }
 
-/// The same error again, for each request of a failed batch.
-fn copy_error(e: &Error) -> Error {
+/// A deadlock or a serialization failure: nothing was written, and the same batch may well
+/// pass a moment later.
+fn may_retry(e: &sqlx::Error) -> bool {
     match e {
-        Error::DatabaseUnavailable(m) => Error::DatabaseUnavailable(m.clone()),
-        other => Error::Internal(anyhow::anyhow!("recording usage failed: {other}")),
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
+        _ => false,
     }
 }
 
@@ -317,9 +338,15 @@ async fn decide(db: &Db, batch: &[Job]) -> std::result::Result<Decided, sqlx::Er
             }
         }
     }
-    let open: Vec<usize> = (0..batch.len())
+    let mut open: Vec<usize> = (0..batch.len())
         .filter(|i| outcomes[*i].is_none())
         .collect();
+    // Rows are locked in this order: the same order in every instance keeps two batches
+    // from waiting on each other (a deadlock that remains is retried).
+    open.sort_by(|a, b| {
+        let (a, b) = (&batch[*a], &batch[*b]);
+        (&a.user, &a.metric, a.window.start).cmp(&(&b.user, &b.metric, b.window.start))
+    });
     if open.is_empty() {
         tx.commit().await?;
         return Ok(Decided::Committed(outcomes));
