@@ -204,6 +204,11 @@ fn next_batch(held: &mut VecDeque<Job>) -> Vec<Job> {
     let mut keys = HashSet::new();
     let mut rest = VecDeque::with_capacity(held.len());
     while let Some(job) = held.pop_front() {
+        // Nobody waits for it any more (the client went away): as with one transaction per
+        // request, a request dropped before its commit consumes nothing.
+        if job.reply.is_closed() {
+            continue;
+        }
         let counter = job.counter_hash();
         let key = job.key_hash();
         let fits = batch.len() < MAX_BATCH
