@@ -397,3 +397,58 @@ async fn a_failed_batch_answers_every_request_with_the_error() {
         .unwrap();
     assert_eq!(c.used, 2);
 }
+
+/// Shutting an engine down commits what its group commit holds: every request gets an
+/// answer, and each one answered allowed is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_the_queue() {
+    let Some((_app, engines)) = apps(1).await else {
+        return;
+    };
+    let users = users_on_ten(&engines[0], 4, "drain").await;
+    let other = engines[1].clone();
+    // Warm `other`'s caches, so that the calls below reach its queue at once.
+    let mut allowed = HashSet::new();
+    for u in &users {
+        let c = consume(other.clone(), u.clone(), 1, None).await.unwrap();
+        allowed.insert(c.event_id);
+    }
+    let warmed = other.gauges().meter_batches.unwrap().requests;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| tokio::spawn(consume(other.clone(), users[i % 4].clone(), 1, None)))
+        .collect();
+    // Shut down while batches are under way.
+    while other.gauges().meter_batches.unwrap().requests == warmed {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::timeout(Duration::from_secs(30), other.shutdown())
+        .await
+        .expect("shutdown ends");
+    let before = allowed.len();
+    for t in tasks {
+        let result = tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .expect("every request is answered")
+            .unwrap();
+        match result {
+            Ok(c) => {
+                allowed.insert(c.event_id);
+            }
+            Err(Error::QuotaExceeded(d)) => assert_eq!(d.used, 10),
+            // Requests that arrived after the drain find the database closed.
+            Err(e) => assert_eq!(e.code(), "database_unavailable", "{e:?}"),
+        }
+    }
+    assert!(allowed.len() > before, "the queued requests were committed");
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM usage_events WHERE kind = 'consume'")
+            .fetch_all(engines[0].db().read())
+            .await
+            .unwrap();
+    assert_eq!(stored.into_iter().collect::<HashSet<_>>(), allowed);
+    assert!(engines[0]
+        .verify_usage(false, "test")
+        .await
+        .unwrap()
+        .is_empty());
+}
