@@ -27,6 +27,8 @@ pub const POOL_IDLE: &str = "tollgate_db_pool_idle_connections";
 pub const POOL_MAX: &str = "tollgate_db_pool_max_connections";
 pub const METER_WRITE_QUEUE: &str = "tollgate_meter_write_queue_batches";
 pub const METER_COUNTERS: &str = "tollgate_meter_counters_held";
+pub const METER_BATCHES: &str = "tollgate_meter_batches_total";
+pub const METER_BATCHED: &str = "tollgate_meter_batched_requests_total";
 pub const BUILD_INFO: &str = "tollgate_build_info";
 pub const START_TIME: &str = "tollgate_start_time_seconds";
 pub const RATE_LIMIT_DEGRADED: &str = "tollgate_rate_limit_degraded";
@@ -100,6 +102,14 @@ impl Metrics {
                 METER_COUNTERS,
                 "Quota counters held in memory (memory metering); those of ended windows are dropped."
             );
+            describe_counter!(
+                METER_BATCHES,
+                "Transactions of the database strategy's group commit (PostgreSQL)."
+            );
+            describe_counter!(
+                METER_BATCHED,
+                "Consumptions decided in the group commit's transactions; divided by tollgate_meter_batches_total, the mean batch size."
+            );
             describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
             describe_gauge!(
                 START_TIME,
@@ -157,6 +167,10 @@ impl Metrics {
             }
             if let Some(n) = g.meter_counters {
                 gauge!(METER_COUNTERS).set(n as f64);
+            }
+            if let Some(b) = g.meter_batches {
+                counter!(METER_BATCHES).absolute(b.batches);
+                counter!(METER_BATCHED).absolute(b.requests);
             }
             let degraded = g.rate_limits == RateLimitBackend::Degraded;
             gauge!(RATE_LIMIT_DEGRADED).set(f64::from(u8::from(degraded)));

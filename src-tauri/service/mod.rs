@@ -72,6 +72,8 @@ pub(crate) struct Inner {
         RwLock<HashMap<String, cache_sync::Cached<store::subscriptions::SubscriptionRow>>>,
     /// The memory metering strategy, when in use.
     pub(crate) memory: Option<metering::MemoryMeter>,
+    /// The database strategy's group commit, on PostgreSQL.
+    pub(crate) batcher: Option<metering::DatabaseBatcher>,
     pub(crate) limiter: rate_limits::Limiter,
     /// Failed logins per account (and per account and address).
     pub(crate) login_failures: login_throttle::LoginFailures,
@@ -151,6 +153,10 @@ impl Engine {
             }
             _ => None,
         };
+        let batcher = match (&memory, db.kind()) {
+            (None, Kind::Postgres) => Some(metering::DatabaseBatcher::start(db.clone())),
+            _ => None,
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
                 db,
@@ -163,6 +169,7 @@ impl Engine {
                 plan_versions: RwLock::new(HashMap::new()),
                 subscriptions: RwLock::new(HashMap::new()),
                 memory,
+                batcher,
                 limiter,
                 login_failures: login_throttle::LoginFailures::default(),
                 key_cache: RwLock::new(HashMap::new()),
@@ -294,6 +301,9 @@ impl Engine {
 
     /// Flushes what is buffered and closes the database.
     pub async fn shutdown(&self) {
+        if let Some(b) = &self.inner.batcher {
+            b.drain().await;
+        }
         if let Err(e) = self.flush_key_uses().await {
             tracing::warn!(error = %e, "could not record API key uses at shutdown");
         }

@@ -52,6 +52,8 @@ pub struct Gauges {
     pub meter_write_queue: Option<usize>,
     /// Quota counters held in memory (memory metering only).
     pub meter_counters: Option<usize>,
+    /// What the database strategy's group commit has done (PostgreSQL only).
+    pub meter_batches: Option<super::metering::BatchTotals>,
     /// Where rate limits are counted (Redis, or this instance alone while Redis is away).
     pub rate_limits: super::rate_limits::RateLimitBackend,
 }
@@ -63,6 +65,7 @@ impl Engine {
             pools: self.db().pool_sizes(),
             meter_write_queue: self.inner.memory.as_ref().map(|m| m.waiting()),
             meter_counters: self.inner.memory.as_ref().map(|m| m.held_counters()),
+            meter_batches: self.inner.batcher.as_ref().map(|b| b.totals()),
             rate_limits: self.rate_limit_backend(),
         }
     }

@@ -25,6 +25,7 @@ pub mod stripe;
 pub mod subscriptions;
 pub mod usage;
 pub mod usage_batch;
+pub mod usage_pg_batch;
 pub mod usage_rollups;
 pub mod users;
 

@@ -15,6 +15,7 @@ mod hardening;
 mod health;
 mod http_api;
 mod metering;
+mod metering_batch;
 mod process;
 mod revenue;
 mod scale_out;

@@ -4,8 +4,10 @@
 //! - **memory** (one process, the SQLite default): counters and balances are authoritative in
 //!   memory, loaded on first use; each consumption is appended to a queue that one writer task
 //!   commits in batches (group commit) before the request is answered.
-//! - **database** (several processes sharing PostgreSQL): the atomic step is a single guarded
-//!   upsert (`used + n <= limit`) in a transaction with the usage event.
+//! - **database** (several processes sharing PostgreSQL): the atomic step is a guarded upsert
+//!   (`used + n <= limit`) in a transaction with the usage event. On PostgreSQL, quota
+//!   consumptions are committed in batches by one task per process (`database_batch`): a
+//!   batch costs a fixed number of statements whatever its size.
 //!
 //! Credit metrics keep one balance per user and metric. Their usage events carry
 //! `period_start = -1` ([`CREDIT_PERIOD`]) so that verification can tell them apart.
@@ -13,11 +15,14 @@
 mod corrections;
 mod credits;
 mod database;
+mod database_batch;
 mod memory;
 mod strategy;
 mod summary;
 mod verify;
 
+pub use database_batch::BatchTotals;
+pub(crate) use database_batch::DatabaseBatcher;
 pub(crate) use memory::MemoryMeter;
 pub use strategy::Strategy;
 pub use summary::{DailyUsage, MetricUsage, UsageSummary};

@@ -4,6 +4,7 @@
 use super::{plan_rule, Consumption, MeterRequest};
 use crate::domain::UserId;
 use crate::error::{Error, Result};
+use crate::plans::rules::Rule;
 use crate::service::Engine;
 
 /// The strategy names are configuration (`TOLLGATE_METERING`); the metering API keeps its name.
@@ -51,10 +52,16 @@ impl Engine {
                 self.consume_in_memory(m, user, &resolved, rule, &req, now)
                     .await
             }
-            None => {
-                self.consume_in_database(user, &resolved, rule, &req, now)
-                    .await
-            }
+            None => match (&self.inner.batcher, rule) {
+                (Some(b), Rule::Limit { limit, window }) => {
+                    self.consume_in_batch(b, user, &resolved, limit, window, &req, now)
+                        .await
+                }
+                _ => {
+                    self.consume_in_database(user, &resolved, rule, &req, now)
+                        .await
+                }
+            },
         };
         // The upgrade hint is worked out only for refusals, off the hot path.
         let upgrade = || {
