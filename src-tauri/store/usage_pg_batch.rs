@@ -30,6 +30,7 @@ pub struct ConsumeEvent<'a> {
     pub request_id: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
     pub answer: &'a str,
+    pub plan_version_id: &'a str,
 }
 
 /// A counter after a batch added to it.
@@ -82,11 +83,11 @@ const TAKE_WITHIN: &str = "WITH b AS (
      UNION ALL SELECT user_id, metric, period_start, used FROM created";
 
 const INSERT_CONSUME_EVENTS: &str = "INSERT INTO usage_events
-       (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer)
-     SELECT id, user_id, metric, 'consume', amount, at, period_start, request_id, idempotency_key, answer
+       (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id)
+     SELECT id, user_id, metric, 'consume', amount, at, period_start, request_id, idempotency_key, answer, plan_version_id
      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-                 $7::text[], $8::text[], $9::text[])
-       AS e(id, user_id, metric, amount, at, period_start, request_id, idempotency_key, answer)
+                 $7::text[], $8::text[], $9::text[], $10::text[])
+       AS e(id, user_id, metric, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id)
      ON CONFLICT DO NOTHING";
 
 const COUNTERS_OF: &str = "SELECT b.i, COALESCE(c.used, 0)
@@ -143,6 +144,7 @@ pub async fn insert_consume_events(
         .bind(text_array(events.iter().map(|e| e.request_id)))
         .bind(text_array(events.iter().map(|e| e.idempotency_key)))
         .bind(text_array(events.iter().map(|e| Some(e.answer))))
+        .bind(text_array(events.iter().map(|e| Some(e.plan_version_id))))
         .execute(conn)
         .await?;
     Ok(r.rows_affected())

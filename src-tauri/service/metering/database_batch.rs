@@ -66,6 +66,8 @@ struct Job {
     at: i64,
     idempotency_key: Option<String>,
     request_id: Option<String>,
+    /// The plan version the consumption was decided under (its event counts there).
+    plan_version_id: String,
     attempts: u8,
     reply: oneshot::Sender<Outcome>,
 }
@@ -420,6 +422,7 @@ async fn decide(db: &Db, batch: &[Job]) -> std::result::Result<Decided, sqlx::Er
                     request_id: j.request_id.as_deref(),
                     idempotency_key: j.idempotency_key.as_deref(),
                     answer: json,
+                    plan_version_id: &j.plan_version_id,
                 }
             })
             .collect();
@@ -479,6 +482,7 @@ impl Engine {
             at: ms(now),
             idempotency_key: req.idempotency_key.map(str::to_owned),
             request_id: req.request_id.map(str::to_owned),
+            plan_version_id: r.row.plan_version_id.as_str().to_owned(),
             attempts: 0,
             reply,
         };
