@@ -35,11 +35,6 @@ use tokio::sync::{mpsc, oneshot};
 /// The most requests one transaction commits.
 pub(crate) const MAX_BATCH: usize = 256;
 
-/// Batches committing at once, on as many connections. Their counters and idempotency keys
-/// are disjoint, so they do not wait for one another's row locks (the platform rollups they
-/// share are sharded by connection), and a batch no longer waits for the previous commit.
-const IN_FLIGHT: usize = 4;
-
 /// Requests read off the channel and held by the task at most: beyond it, senders wait in
 /// the channel (so a hot counter cannot make the task hold an unbounded queue).
 const MAX_HELD: usize = 4 * MAX_BATCH;
@@ -156,100 +151,34 @@ impl DatabaseBatcher {
 async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Message>, totals: Arc<Totals>) {
     let mut held: VecDeque<Job> = VecDeque::new();
     let mut drained = Vec::new();
-    let mut open = true;
-    // Batches committing, and the counters and keys they hold.
-    let mut flying = tokio::task::JoinSet::new();
-    let mut marks_of = HashMap::new();
-    let mut busy = Busy::default();
     loop {
-        if open && held.is_empty() && flying.is_empty() {
+        if held.is_empty() {
             match rx.recv().await {
                 Some(m) => accept(m, &mut held, &mut drained, &mut rx),
-                None => open = false,
+                None => break,
             }
         }
-        while open && held.len() < MAX_HELD {
+        while held.len() < MAX_HELD {
             match rx.try_recv() {
                 Ok(m) => accept(m, &mut held, &mut drained, &mut rx),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+                Err(_) => break,
             }
         }
-        while flying.len() < IN_FLIGHT {
-            let batch = next_batch(&mut held, &busy);
-            if batch.is_empty() {
-                break;
-            }
-            totals.batches.fetch_add(1, Ordering::Relaxed);
-            totals
-                .requests
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            let marks = busy.take(&batch);
-            let (db, totals) = (db.clone(), totals.clone());
-            let task = flying.spawn(async move { commit(&db, batch, &totals).await });
-            marks_of.insert(task.id(), marks);
-        }
-        if flying.is_empty() {
-            if !open && held.is_empty() {
-                break;
-            }
+        let batch = next_batch(&mut held);
+        if batch.is_empty() {
             continue;
         }
-        tokio::select! {
-            Some(done) = flying.join_next_with_id() => {
-                let (id, again) = match done {
-                    Ok((id, again)) => (id, again),
-                    Err(e) => {
-                        // Its requests saw their answer channel close.
-                        tracing::error!(error = %e, "a batch of usage stopped");
-                        (e.id(), Vec::new())
-                    }
-                };
-                if let Some(marks) = marks_of.remove(&id) {
-                    busy.release(marks);
-                }
-                // Tried again before anything of their counters that came later.
-                for job in again.into_iter().rev() {
-                    held.push_front(job);
-                }
-            }
-            m = rx.recv(), if open && held.len() < MAX_HELD => match m {
-                Some(m) => accept(m, &mut held, &mut drained, &mut rx),
-                None => open = false,
-            },
+        totals.batches.fetch_add(1, Ordering::Relaxed);
+        totals
+            .requests
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let again = commit(&db, batch, &totals).await;
+        for job in again.into_iter().rev() {
+            held.push_front(job);
         }
     }
     for ack in drained {
         let _ = ack.send(());
-    }
-}
-
-/// The counters and idempotency keys of one batch (hashes).
-type Marks = (Vec<u64>, Vec<u64>);
-
-/// The counters and idempotency keys of the batches committing.
-#[derive(Default)]
-struct Busy {
-    counters: HashSet<u64>,
-    keys: HashSet<u64>,
-}
-
-impl Busy {
-    fn take(&mut self, batch: &[Job]) -> Marks {
-        let counters: Vec<u64> = batch.iter().map(Job::counter_hash).collect();
-        let keys: Vec<u64> = batch.iter().filter_map(Job::key_hash).collect();
-        self.counters.extend(&counters);
-        self.keys.extend(&keys);
-        (counters, keys)
-    }
-
-    fn release(&mut self, (counters, keys): Marks) {
-        for c in counters {
-            self.counters.remove(&c);
-        }
-        for k in keys {
-            self.keys.remove(&k);
-        }
     }
 }
 
@@ -270,12 +199,11 @@ fn accept(
 }
 
 /// The next batch: requests in arrival order, at most one per counter and per idempotency
-/// key, none of a counter or key a batch in flight holds; the others stay held, in their
-/// order.
-fn next_batch(held: &mut VecDeque<Job>, busy: &Busy) -> Vec<Job> {
+/// key; the others stay held, in their order.
+fn next_batch(held: &mut VecDeque<Job>) -> Vec<Job> {
     let mut batch = Vec::new();
-    let mut counters = busy.counters.clone();
-    let mut keys = busy.keys.clone();
+    let mut counters = HashSet::new();
+    let mut keys = HashSet::new();
     let mut rest = VecDeque::with_capacity(held.len());
     while let Some(job) = held.pop_front() {
         // Nobody waits for it any more (the client went away): as with one transaction per
@@ -580,83 +508,5 @@ impl Engine {
             }
             Outcome::Failed(e) => Err(e),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(user: &str, key: Option<&str>) -> (Job, oneshot::Receiver<Outcome>) {
-        let (reply, answer) = oneshot::channel();
-        let start = chrono::DateTime::from_timestamp(0, 0).unwrap();
-        let job = Job {
-            user: user.to_owned(),
-            metric: "videos".to_owned(),
-            amount: 1,
-            limit: Some(10),
-            window: Window {
-                start,
-                end: start + chrono::Duration::days(1),
-            },
-            at: 0,
-            idempotency_key: key.map(str::to_owned),
-            request_id: None,
-            plan_version_id: "plv_1".to_owned(),
-            attempts: 0,
-            reply,
-        };
-        (job, answer)
-    }
-
-    fn users(batch: &[Job]) -> Vec<&str> {
-        batch.iter().map(|j| j.user.as_str()).collect()
-    }
-
-    #[test]
-    fn a_batch_takes_one_request_per_counter_and_none_of_a_batch_in_flight() {
-        let mut receivers = Vec::new();
-        let mut held = VecDeque::new();
-        for (user, key) in [
-            ("usr_a", None),
-            ("usr_b", Some("k1")),
-            ("usr_a", None),
-            ("usr_c", None),
-            ("usr_b", Some("k2")),
-            ("usr_d", None),
-        ] {
-            let (j, r) = job(user, key);
-            held.push_back(j);
-            receivers.push(r);
-        }
-        let mut busy = Busy::default();
-        let first = next_batch(&mut held, &busy);
-        assert_eq!(users(&first), ["usr_a", "usr_b", "usr_c", "usr_d"]);
-        assert_eq!(held.len(), 2, "the second requests of usr_a and usr_b wait");
-        let marks = busy.take(&first);
-
-        // While the first batch commits, its counters are not taken by another.
-        let (j, r) = job("usr_e", None);
-        held.push_back(j);
-        receivers.push(r);
-        let second = next_batch(&mut held, &busy);
-        assert_eq!(users(&second), ["usr_e"]);
-        assert_eq!(held.len(), 2);
-
-        // Once it is done, the waiting ones go, in their order.
-        busy.release(marks);
-        assert!(busy.counters.is_empty() && busy.keys.is_empty());
-        let third = next_batch(&mut held, &busy);
-        assert_eq!(users(&third), ["usr_a", "usr_b"]);
-        assert!(held.is_empty());
-    }
-
-    #[test]
-    fn a_request_whose_caller_went_away_is_dropped() {
-        let (j, r) = job("usr_a", None);
-        drop(r);
-        let mut held = VecDeque::from([j]);
-        assert!(next_batch(&mut held, &Busy::default()).is_empty());
-        assert!(held.is_empty());
     }
 }
