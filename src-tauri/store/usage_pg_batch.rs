@@ -4,6 +4,7 @@
 //! the `Any` driver binds scalars only; the statement text never changes, so each stays one
 //! prepared statement per connection.
 
+use super::usage::NewEvent;
 use sqlx::AnyConnection;
 
 /// One quota consumption of a batch: add `amount` to the counter (user, metric, period) only
@@ -16,21 +17,6 @@ pub struct Take<'a> {
     pub period_end: i64,
     pub amount: i64,
     pub limit: Option<i64>,
-}
-
-/// A usage event of an allowed consumption (kind `consume`).
-#[derive(Debug, Clone)]
-pub struct ConsumeEvent<'a> {
-    pub id: &'a str,
-    pub user_id: &'a str,
-    pub metric: &'a str,
-    pub amount: i64,
-    pub at: i64,
-    pub period_start: i64,
-    pub request_id: Option<&'a str>,
-    pub idempotency_key: Option<&'a str>,
-    pub answer: &'a str,
-    pub plan_version_id: &'a str,
 }
 
 /// A counter after a batch added to it.
@@ -84,10 +70,10 @@ const TAKE_WITHIN: &str = "WITH b AS (
 
 const INSERT_CONSUME_EVENTS: &str = "INSERT INTO usage_events
        (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id)
-     SELECT id, user_id, metric, 'consume', amount, at, period_start, request_id, idempotency_key, answer, plan_version_id
-     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-                 $7::text[], $8::text[], $9::text[], $10::text[])
-       AS e(id, user_id, metric, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id)
+     SELECT id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+                 $8::text[], $9::text[], $10::text[], $11::text[])
+       AS e(id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id)
      ON CONFLICT DO NOTHING";
 
 const COUNTERS_OF: &str = "SELECT b.i, COALESCE(c.used, 0)
@@ -132,19 +118,20 @@ pub async fn take_within(
 #[tracing::instrument(level = "debug", skip_all, fields(n = events.len()))]
 pub async fn insert_consume_events(
     conn: &mut AnyConnection,
-    events: &[ConsumeEvent<'_>],
+    events: &[NewEvent<'_>],
 ) -> Result<u64, sqlx::Error> {
     let r = sqlx::query(INSERT_CONSUME_EVENTS)
         .bind(text_array(events.iter().map(|e| Some(e.id))))
         .bind(text_array(events.iter().map(|e| Some(e.user_id))))
         .bind(text_array(events.iter().map(|e| Some(e.metric))))
+        .bind(text_array(events.iter().map(|e| Some(e.kind))))
         .bind(int_array(events.iter().map(|e| Some(e.amount))))
         .bind(int_array(events.iter().map(|e| Some(e.at))))
         .bind(int_array(events.iter().map(|e| Some(e.period_start))))
         .bind(text_array(events.iter().map(|e| e.request_id)))
         .bind(text_array(events.iter().map(|e| e.idempotency_key)))
-        .bind(text_array(events.iter().map(|e| Some(e.answer))))
-        .bind(text_array(events.iter().map(|e| Some(e.plan_version_id))))
+        .bind(text_array(events.iter().map(|e| e.answer)))
+        .bind(text_array(events.iter().map(|e| e.plan_version_id)))
         .execute(conn)
         .await?;
     Ok(r.rows_affected())

@@ -22,7 +22,8 @@ use crate::plans::periods::Window;
 use crate::plans::rules::{Denial, Rule};
 use crate::service::subscriptions::Resolved;
 use crate::service::Engine;
-use crate::store::usage_pg_batch::{self, ConsumeEvent, Take};
+use crate::store::usage::NewEvent;
+use crate::store::usage_pg_batch::{self, Take};
 use crate::store::{ms, Db};
 use chrono::{DateTime, Utc};
 use std::collections::hash_map::DefaultHasher;
@@ -408,21 +409,22 @@ async fn decide(db: &Db, batch: &[Job]) -> std::result::Result<Decided, sqlx::Er
         }
     }
     if !allowed.is_empty() {
-        let events: Vec<ConsumeEvent> = allowed
+        let events: Vec<NewEvent> = allowed
             .iter()
             .map(|(i, answer, json)| {
                 let j = &batch[*i];
-                ConsumeEvent {
+                NewEvent {
                     id: &answer.event_id,
                     user_id: &j.user,
                     metric: &j.metric,
+                    kind: "consume",
                     amount: j.amount,
                     at: j.at,
                     period_start: ms(j.window.start),
                     request_id: j.request_id.as_deref(),
                     idempotency_key: j.idempotency_key.as_deref(),
-                    answer: json,
-                    plan_version_id: &j.plan_version_id,
+                    answer: Some(json),
+                    plan_version_id: Some(&j.plan_version_id),
                 }
             })
             .collect();
