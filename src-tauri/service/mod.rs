@@ -304,9 +304,6 @@ impl Engine {
         if let Some(b) = &self.inner.batcher {
             b.drain().await;
         }
-        if let Err(e) = self.settle_usage().await {
-            tracing::warn!(error = %e, "could not move the usage journal at shutdown; it is moved at the next start");
-        }
         if let Err(e) = self.flush_key_uses().await {
             tracing::warn!(error = %e, "could not record API key uses at shutdown");
         }

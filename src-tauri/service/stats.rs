@@ -27,7 +27,6 @@ impl Engine {
     /// The home figures over the last `days` days (today included), from the maintained
     /// counts: a few hundred rows at most, whatever the number of users.
     pub(crate) async fn home_stats(&self, days: i64) -> Result<Stats> {
-        self.settle_usage().await?;
         let today = ms(self.now()).div_euclid(DAY_MS) * DAY_MS;
         let since = today - (days - 1) * DAY_MS;
         let pool = self.db().read();
@@ -80,7 +79,6 @@ impl Engine {
     /// reports each stored figure that differs; with `repair`, rewrites them all from the
     /// recount (audited).
     pub async fn verify_stats(&self, repair: bool, actor: &str) -> Result<Vec<StatDrift>> {
-        self.settle_usage().await?;
         let pool = self.db().read();
         let stored: HashMap<(String, String, i64), i64> = store::stats::stored(pool)
             .await?

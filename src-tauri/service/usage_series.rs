@@ -109,7 +109,6 @@ impl Engine {
         actor: &Actor,
         q: &UsageSeriesQuery,
     ) -> Result<UsageSeries> {
-        self.settle_usage().await?;
         self.authorize(actor, Action::ViewStats)?;
         let today = self.now().date_naive();
         let to = q.to.unwrap_or(today);
@@ -237,7 +236,6 @@ impl Engine {
         repair: bool,
         actor: &str,
     ) -> Result<Vec<RollupDrift>> {
-        self.settle_usage().await?;
         let pool = self.db().read();
         let mut drifts = Vec::new();
         for rollup in Rollup::ALL {

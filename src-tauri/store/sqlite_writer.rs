@@ -3,11 +3,6 @@
 //! per-statement hand-off to a worker thread nor a statement parse. A second thread
 //! checkpoints the write-ahead log, so that no commit waits for one.
 //!
-//! A consumption of a quota is appended to the usage journal (migration 0013) when it is
-//! answered; [`apply_journal`] moves the journal into `usage_events` and `usage_counters` in
-//! one transaction for many requests, so that the pages of each customer's index entries,
-//! counter and rollups are written once for many events instead of once per group commit.
-//!
 //! The connection is rusqlite's, on the same libsqlite3 as sqlx: the two share SQLite's
 //! locks, and both begin write transactions with `BEGIN IMMEDIATE`, so they take turns
 //! instead of deadlocking.
@@ -76,24 +71,6 @@ fn commit_rows(conn: &mut Connection, w: &GroupWrites<'_>) -> rusqlite::Result<R
                 e.plan_version_id
             ])?;
         }
-        let mut journal = tx.prepare_cached(INSERT_JOURNAL)?;
-        for c in &w.journal {
-            let e = &c.event;
-            journal.execute(params![
-                e.id,
-                e.user_id,
-                e.metric,
-                e.kind,
-                e.amount,
-                e.at,
-                e.period_start,
-                c.period_end,
-                e.request_id,
-                e.idempotency_key,
-                e.answer,
-                e.plan_version_id
-            ])?;
-        }
         let counter = format!("{}($1, $2, $3, $4, $5){}", ADD_COUNTERS.0, ADD_COUNTERS.1);
         let mut counter = tx.prepare_cached(&counter)?;
         for c in &w.counters {
@@ -136,33 +113,6 @@ fn commit_rows(conn: &mut Connection, w: &GroupWrites<'_>) -> rusqlite::Result<R
     }
     tx.commit()?;
     Ok(Ok(()))
-}
-
-const INSERT_JOURNAL: &str = "INSERT INTO usage_journal (id, user_id, metric, kind, amount, at, period_start, period_end, request_id, idempotency_key, answer, plan_version_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-
-/// The journal's events, in customer order (neighbouring index entries together), as
-/// [`INSERT_EVENT`] inserts one: the rollup triggers count each.
-const APPLY_EVENTS: &str = "INSERT INTO usage_events (id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id)
-     SELECT id, user_id, metric, kind, amount, at, period_start, request_id, idempotency_key, answer, plan_version_id
-     FROM usage_journal WHERE true ORDER BY user_id, seq ON CONFLICT DO NOTHING";
-
-/// The journal's consumptions added to their counters, one upsert per counter.
-const APPLY_COUNTERS: &str = "INSERT INTO usage_counters (user_id, metric, period_start, period_end, used)
-     SELECT user_id, metric, period_start, MAX(period_end), SUM(amount)
-     FROM usage_journal WHERE true GROUP BY user_id, metric, period_start
-     ON CONFLICT (user_id, metric, period_start) DO UPDATE SET used = usage_counters.used + excluded.used";
-
-/// Moves every journaled consumption into `usage_events` and `usage_counters` in one
-/// `BEGIN IMMEDIATE` transaction, and empties the journal; answers how many moved.
-pub fn apply_journal(conn: &mut Connection) -> rusqlite::Result<usize> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.prepare_cached(APPLY_EVENTS)?.execute([])?;
-    tx.prepare_cached(APPLY_COUNTERS)?.execute([])?;
-    let moved = tx
-        .prepare_cached("DELETE FROM usage_journal")?
-        .execute([])?;
-    tx.commit()?;
-    Ok(moved)
 }
 
 /// Checkpoints `file`'s log every [`CHECKPOINT_EVERY`] from a thread of its own (passive:

@@ -14,23 +14,12 @@ pub struct CreditDelta<'a> {
     pub granted_for: i64,
 }
 
-/// A consumption of a quota: its usage event and the end of the counter's window. The SQLite
-/// writer thread appends it to the usage journal ([`super::sqlite_writer`]), which adds it to
-/// the event table and the counter later.
-pub struct CountedEvent<'a> {
-    pub event: NewEvent<'a>,
-    pub period_end: i64,
-}
-
 /// Everything one group commit writes. Each counter and balance appears once.
 #[derive(Default)]
 pub struct GroupWrites<'a> {
     pub events: Vec<NewEvent<'a>>,
     pub counters: Vec<CounterDelta<'a>>,
     pub credits: Vec<CreditDelta<'a>>,
-    /// Consumptions for the usage journal (only the SQLite writer thread has one; [`commit`]
-    /// is given them as `events` and `counters`).
-    pub journal: Vec<CountedEvent<'a>>,
 }
 
 /// The error of a net spend that would take a balance below zero (the memory strategy
@@ -45,10 +34,6 @@ pub fn overdrawn(c: &CreditDelta<'_>) -> String {
 /// Commits `w` through the pool: one multi-row insert for the events, one multi-row upsert
 /// for the counters, one statement per balance.
 pub async fn commit(db: &Db, w: &GroupWrites<'_>) -> Result<(), sqlx::Error> {
-    debug_assert!(
-        w.journal.is_empty(),
-        "only the SQLite writer thread journals"
-    );
     let mut tx = db.begin().await?;
     usage::insert_events_batch(&mut tx, &w.events).await?;
     usage::add_counters_batch(&mut tx, &w.counters).await?;

@@ -293,7 +293,6 @@ async fn two_hundred_against_a_hundred(app: &TestApp) {
         }
     }
     assert_eq!(allowed, 100);
-    app.engine.settle_usage().await.unwrap();
     let events: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM usage_events WHERE kind = 'consume'")
             .fetch_one(app.engine.db().read())
@@ -442,8 +441,6 @@ async fn release_gives_back_a_failed_consumption_once(backend: Backend) {
     let last = meter(&app, &u.id, "videos", 1, Some("k")).await;
     assert!(last.is_err());
 
-    // The table is read directly: first the journaled consumptions reach it.
-    app.engine.settle_usage().await.unwrap();
     let events: Vec<String> =
         sqlx::query_scalar("SELECT id FROM usage_events WHERE kind = 'consume' ORDER BY id")
             .fetch_all(app.engine.db().read())

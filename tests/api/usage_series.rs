@@ -38,8 +38,6 @@ async fn get(app: &TestApp, path: &str, token: &str) -> (StatusCode, Value) {
 }
 
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    // Consumptions answered so far reach the tables first.
-    app.engine.settle_usage().await.unwrap();
     sqlx::query_scalar(sql)
         .fetch_one(app.engine.db().read())
         .await
@@ -90,7 +88,6 @@ async fn rollups_equal_a_recount_after_random_usage(backend: Backend) {
                     .await;
             }
             1 => {
-                app.engine.settle_usage().await.unwrap();
                 let id: Option<String> = sqlx::query_scalar(
                     "SELECT MIN(id) FROM usage_events WHERE kind = 'consume' AND released = 0 AND user_id = $1",
                 )
@@ -338,7 +335,6 @@ async fn the_bulk_seeder_leaves_the_rollups_the_triggers_would(backend: Backend)
     let metric = app.engine.catalog().await.unwrap().catalog.metrics[0].clone();
     let user = new_user(&app, "after-seed@example.com").await;
     meter(&app, &user.id, &metric, 1, None).await.unwrap();
-    app.engine.settle_usage().await.unwrap();
     assert_eq!(
         scalar(&app, "SELECT CAST(SUM(events) AS BIGINT) FROM usage_hourly").await,
         1801

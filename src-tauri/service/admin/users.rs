@@ -266,7 +266,6 @@ impl Engine {
 
     /// Everything support needs to know about one user.
     pub async fn admin_user_detail(&self, actor: &Actor, id: &UserId) -> Result<UserDetail> {
-        self.settle_usage().await?;
         self.authorize(actor, Action::ViewUser)?;
         let user = self.user(id).await?;
         let recent = store::usage::recent_events(self.db().read(), id.as_str(), 50).await?;

@@ -17,7 +17,6 @@ impl Engine {
         event_id: Option<&str>,
         idempotency_key: Option<&str>,
     ) -> Result<Consumption> {
-        self.settle_usage().await?;
         let uid = user.as_str();
         let mut tx = self.db().begin().await?;
         let ev = match (event_id, idempotency_key) {
@@ -113,7 +112,6 @@ impl Engine {
         metric: &str,
         audit: &crate::service::audit::Draft<'_>,
     ) -> Result<i64> {
-        self.settle_usage().await?;
         let (rule, now) = self.rule_now(user, metric).await?;
         let Rule::Limit { window, .. } = rule else {
             return Err(Error::validation(

@@ -1,7 +1,6 @@
 //! The memory strategy: counters and balances held in this process, loaded on first use, and
-//! written by one group commit (`memory_writer`) before each request is answered.
+//! written by one group-commit task before each request is answered.
 
-use super::memory_writer::{self, Batch, OwnedEvent, Queue, Shared, Write};
 use super::{credit_answer, limit_answer, new_event_id, refusal, replay, stored_credits};
 use super::{Consumption, MeterRequest, CREDIT_PERIOD};
 use crate::domain::UserId;
@@ -9,12 +8,13 @@ use crate::error::{Error, Result};
 use crate::plans::rules::{self, Credits, Rule};
 use crate::service::subscriptions::Resolved;
 use crate::service::Engine;
-use crate::store::{ms, usage};
+use crate::store::usage_batch::{self, CreditDelta, GroupWrites};
+use crate::store::{ms, sqlite_writer, usage};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 type CounterKey = (String, String, i64);
 type CreditKey = (String, String);
@@ -40,9 +40,69 @@ pub(crate) struct MemoryState {
     pub(super) answers: HashMap<(String, String), Consumption>,
 }
 
+/// One write the group-commit task applies. All are deltas or inserts, so batches commute
+/// with direct writes such as releases.
+#[derive(Debug)]
+enum Write {
+    Event(OwnedEvent),
+    CounterDelta {
+        user: String,
+        metric: String,
+        start: i64,
+        end: i64,
+        delta: i64,
+    },
+    CreditDelta {
+        user: String,
+        metric: String,
+        delta: i64,
+        granted_for: i64,
+    },
+}
+
+#[derive(Debug)]
+struct OwnedEvent {
+    id: String,
+    user: String,
+    metric: String,
+    kind: &'static str,
+    amount: i64,
+    at: i64,
+    period_start: i64,
+    request_id: Option<String>,
+    idempotency_key: Option<String>,
+    answer: Option<String>,
+    plan_version_id: Option<String>,
+}
+
+impl OwnedEvent {
+    fn as_new(&self) -> usage::NewEvent<'_> {
+        usage::NewEvent {
+            id: &self.id,
+            user_id: &self.user,
+            metric: &self.metric,
+            kind: self.kind,
+            amount: self.amount,
+            at: self.at,
+            period_start: self.period_start,
+            request_id: self.request_id.as_deref(),
+            idempotency_key: self.idempotency_key.as_deref(),
+            answer: self.answer.as_deref(),
+            plan_version_id: self.plan_version_id.as_deref(),
+        }
+    }
+}
+
+struct Batch {
+    writes: Vec<Write>,
+    ack: Option<oneshot::Sender<std::result::Result<(), String>>>,
+}
+
 pub(crate) struct MemoryMeter {
-    shared: Arc<Shared>,
-    queue: Queue,
+    state: Mutex<MemoryState>,
+    queue: mpsc::UnboundedSender<Batch>,
+    /// Batches sent to the writer and not yet committed (the writer-queue gauge).
+    waiting: Arc<AtomicUsize>,
     /// Keeps the SQLite log's checkpoint thread running while the writer runs.
     _checkpoints: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -61,44 +121,171 @@ impl MemoryState {
 }
 
 impl MemoryMeter {
-    /// Starts the group commit (`memory_writer`).
+    /// Starts the group commit: on a SQLite file, a writer thread of its own
+    /// (`store::sqlite_writer`); otherwise a task committing through the pool.
     pub(crate) fn start(db: crate::store::Db) -> MemoryMeter {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(MemoryState::default()),
-            waiting: AtomicUsize::new(0),
-            journaled: AtomicUsize::new(0),
-        });
-        let (queue, checkpoints) = memory_writer::start(db, shared.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let mut checkpoints = None;
+        match sqlite_writer::file_of(&db).map(|f| (sqlite_writer::open(&f), f)) {
+            Some((Ok(conn), file)) => {
+                let w = waiting.clone();
+                let started = std::thread::Builder::new()
+                    .name("tollgate-usage-writer".into())
+                    .spawn(move || write_on_thread(conn, rx, w));
+                match started {
+                    Ok(_) => checkpoints = sqlite_writer::start_checkpoints(file).ok(),
+                    Err(e) => panic!("could not start the usage writer thread: {e}"),
+                }
+            }
+            Some((Err(e), _)) => {
+                tracing::warn!(error = %e, "could not open the usage writer's connection; usage is committed through the pool");
+                tokio::spawn(group_commit(db, rx, waiting.clone()));
+            }
+            None => {
+                tokio::spawn(group_commit(db, rx, waiting.clone()));
+            }
+        }
         MemoryMeter {
-            shared,
-            queue,
+            state: Mutex::new(MemoryState::default()),
+            queue: tx,
+            waiting,
             _checkpoints: checkpoints,
         }
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
-        self.shared.lock()
+        self.state.lock().expect("meter state lock")
     }
 
-    fn enqueue(&self, batch: Batch) -> bool {
-        memory_writer::enqueue(&self.queue, &self.shared, batch)
-    }
-
-    /// Waits until every consumption answered so far is in the usage tables.
-    pub(crate) async fn settle(&self) -> Result<()> {
-        memory_writer::settle(&self.queue, &self.shared)
-            .await
-            .map_err(|e| Error::Internal(anyhow::anyhow!("moving the usage journal failed: {e}")))
+    fn enqueue(&self, batch: Batch) -> std::result::Result<(), mpsc::error::SendError<Batch>> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.queue.send(batch).inspect_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 
     /// Batches of usage waiting for the group commit.
     pub(crate) fn waiting(&self) -> usize {
-        self.shared.waiting.load(Ordering::Relaxed)
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Quota counters held in memory.
     pub(crate) fn held_counters(&self) -> usize {
         self.lock().counters.len()
+    }
+}
+
+const MAX_BATCH: usize = 1024;
+
+/// The batches waiting after `first`, up to [`MAX_BATCH`].
+fn gather(first: Batch, rx: &mut mpsc::UnboundedReceiver<Batch>) -> Vec<Batch> {
+    let mut batches = vec![first];
+    while batches.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(b) => batches.push(b),
+            Err(_) => break,
+        }
+    }
+    batches
+}
+
+/// Answers every request of `batches` with the commit's result.
+fn acknowledge(
+    batches: Vec<Batch>,
+    result: std::result::Result<(), String>,
+    waiting: &AtomicUsize,
+) {
+    if let Err(e) = &result {
+        tracing::error!(error = %e, n = batches.len(), "could not commit usage; the requests are answered with an error");
+    }
+    waiting.fetch_sub(batches.len(), Ordering::Relaxed);
+    for b in batches {
+        if let Some(ack) = b.ack {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+/// The writer thread's loop: it ends when the meter (the channel's sender) is dropped.
+fn write_on_thread(
+    mut conn: rusqlite::Connection,
+    mut rx: mpsc::UnboundedReceiver<Batch>,
+    waiting: Arc<AtomicUsize>,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let batches = gather(first, &mut rx);
+        let result = sqlite_writer::commit(&mut conn, &writes_of(&batches));
+        acknowledge(batches, result, &waiting);
+    }
+}
+
+async fn group_commit(
+    db: crate::store::Db,
+    mut rx: mpsc::UnboundedReceiver<Batch>,
+    waiting: Arc<AtomicUsize>,
+) {
+    while let Some(first) = rx.recv().await {
+        let batches = gather(first, &mut rx);
+        let result = usage_batch::commit(&db, &writes_of(&batches))
+            .await
+            .map_err(|e| e.to_string());
+        acknowledge(batches, result, &waiting);
+    }
+}
+
+/// The batches' writes, with the deltas of one counter or balance added together.
+fn writes_of(batches: &[Batch]) -> GroupWrites<'_> {
+    let mut events = Vec::new();
+    let mut counters: HashMap<(&str, &str, i64, i64), i64> = HashMap::new();
+    let mut credits: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
+    for w in batches.iter().flat_map(|b| &b.writes) {
+        match w {
+            Write::Event(e) => events.push(e.as_new()),
+            Write::CounterDelta {
+                user,
+                metric,
+                start,
+                end,
+                delta,
+            } => {
+                *counters.entry((user, metric, *start, *end)).or_default() += delta;
+            }
+            Write::CreditDelta {
+                user,
+                metric,
+                delta,
+                granted_for,
+            } => {
+                let slot = credits.entry((user, metric)).or_insert((0, i64::MIN));
+                slot.0 += delta;
+                slot.1 = slot.1.max(*granted_for);
+            }
+        }
+    }
+    GroupWrites {
+        events,
+        counters: counters
+            .into_iter()
+            .map(
+                |((user_id, metric, period_start, period_end), delta)| usage::CounterDelta {
+                    user_id,
+                    metric,
+                    period_start,
+                    period_end,
+                    delta,
+                },
+            )
+            .collect(),
+        credits: credits
+            .into_iter()
+            .map(|((user_id, metric), (delta, granted_for))| CreditDelta {
+                user_id,
+                metric,
+                delta,
+                granted_for,
+            })
+            .collect(),
     }
 }
 
@@ -133,7 +320,7 @@ impl Engine {
                      period_start: i64,
                      answer: Option<String>,
                      id: String| {
-            OwnedEvent {
+            Write::Event(OwnedEvent {
                 id,
                 user: uid.to_owned(),
                 metric: req.metric.to_owned(),
@@ -149,7 +336,7 @@ impl Engine {
                 },
                 answer,
                 plan_version_id: Some(r.row.plan_version_id.as_str().to_owned()),
-            }
+            })
         };
         // Loads what the decision needs, then decides under the lock; when a change of the
         // subscription made the process forget it in between, round again.
@@ -159,9 +346,6 @@ impl Engine {
                 Rule::Limit { window, .. } => {
                     let key = (uid.to_owned(), req.metric.to_owned(), ms(window.start));
                     if !m.lock().counters.contains_key(&key) {
-                        // Consumptions answered before the counter was forgotten may still
-                        // be in the usage journal, not yet on the stored counter.
-                        m.settle().await?;
                         let used =
                             usage::counter(self.db().read(), uid, req.metric, ms(window.start))
                                 .await?
@@ -219,15 +403,19 @@ impl Engine {
                             window,
                         );
                         let json = serde_json::to_string(&answer).ok();
-                        writes.push(Write::Counted {
-                            event: event(
-                                "consume",
-                                req.amount,
-                                ms(window.start),
-                                json,
-                                event_id.clone(),
-                            ),
+                        writes.push(event(
+                            "consume",
+                            req.amount,
+                            ms(window.start),
+                            json,
+                            event_id.clone(),
+                        ));
+                        writes.push(Write::CounterDelta {
+                            user: uid.to_owned(),
+                            metric: req.metric.to_owned(),
+                            start: ms(window.start),
                             end: ms(window.end),
+                            delta: req.amount,
                         });
                         answer
                     }
@@ -244,13 +432,7 @@ impl Engine {
                         let renewed = renewal.credits;
                         let granted_for = renewed.granted_for;
                         for (kind, amount) in &renewal.events {
-                            writes.push(Write::Event(event(
-                                kind,
-                                *amount,
-                                CREDIT_PERIOD,
-                                None,
-                                new_event_id(),
-                            )));
+                            writes.push(event(kind, *amount, CREDIT_PERIOD, None, new_event_id()));
                         }
                         if renewal.is_due(before) {
                             writes.push(Write::CreditDelta {
@@ -266,7 +448,7 @@ impl Engine {
                             Err(denial) => {
                                 // The renewal is real even when the consumption is refused.
                                 if !writes.is_empty() {
-                                    m.enqueue(Batch { writes, ack: None });
+                                    let _ = m.enqueue(Batch { writes, ack: None });
                                 }
                                 return Err(refusal(r, req.metric, req.amount, window, denial));
                             }
@@ -287,13 +469,13 @@ impl Engine {
                             window,
                         );
                         let json = serde_json::to_string(&answer).ok();
-                        writes.push(Write::Event(event(
+                        writes.push(event(
                             "consume",
                             req.amount,
                             CREDIT_PERIOD,
                             json,
                             event_id.clone(),
-                        )));
+                        ));
                         writes.push(Write::CreditDelta {
                             user: uid.to_owned(),
                             metric: req.metric.to_owned(),
@@ -317,11 +499,11 @@ impl Engine {
             writes,
             ack: Some(ack),
         });
-        let committed = if sent {
-            done.await
-                .unwrap_or_else(|_| Err("the usage writer stopped".into()))
-        } else {
-            Err("the usage writer stopped".into())
+        let committed = match sent {
+            Ok(()) => done
+                .await
+                .unwrap_or_else(|_| Err("the usage writer stopped".into())),
+            Err(_) => Err("the usage writer stopped".into()),
         };
         if let Err(e) = committed {
             // The database did not take it: forget the in-memory state so that the next
@@ -343,20 +525,12 @@ impl Engine {
                 "recording usage failed: {e}"
             )));
         }
-        // Committed. The group commit drops the answer of the key once a repeat finds the event
-        // in `usage_events`, so that only answers on their way there stay in memory.
-        Ok(answer)
-    }
-
-    /// Waits until every consumption answered so far is in the usage tables, so that what is
-    /// read next counts it (see `memory_writer`: the SQLite writer journals consumptions
-    /// first). Immediate when nothing is journaled. The engine's readers of usage call it;
-    /// a reader of the tables themselves calls it first.
-    pub async fn settle_usage(&self) -> Result<()> {
-        match &self.inner.memory {
-            Some(m) => m.settle().await,
-            None => Ok(()),
+        if let Some(key) = &idem {
+            // Committed: a repeat of the key now finds the event in the database. Only
+            // answers still on their way to disk stay here, so the map stays small.
+            m.lock().answers.remove(key);
         }
+        Ok(answer)
     }
 
     pub(crate) fn forget_credits(&self, user: &str) {

@@ -17,7 +17,6 @@ mod credits;
 mod database;
 mod database_batch;
 mod memory;
-mod memory_writer;
 mod strategy;
 mod summary;
 mod verify;

@@ -56,7 +56,6 @@ impl Engine {
                         return Ok((v.used, None));
                     }
                 }
-                self.settle_usage().await?;
                 Ok((
                     usage::counter(self.db().read(), uid, metric, ms(window.start))
                         .await?
@@ -136,7 +135,6 @@ impl Engine {
         days: i64,
         metric: Option<&str>,
     ) -> Result<Vec<DailyUsage>> {
-        self.settle_usage().await?;
         if !(1..=366).contains(&days) {
             return Err(Error::validation(
                 "days",

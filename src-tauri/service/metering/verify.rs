@@ -23,7 +23,6 @@ impl Engine {
     /// Rebuilds every counter and balance from the usage events and reports what differs;
     /// with `repair`, writes the rebuilt values (audited).
     pub async fn verify_usage(&self, repair: bool, actor: &str) -> Result<Vec<Drift>> {
-        self.settle_usage().await?;
         let stored: HashMap<(UserId, String, i64), (i64, i64)> =
             usage::all_counters(self.db().read())
                 .await?
