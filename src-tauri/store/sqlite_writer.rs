@@ -43,6 +43,11 @@ pub fn open(file: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// The counter upsert of one row (built once: the statement cache is keyed by its text).
+static ADD_COUNTER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("{}($1, $2, $3, $4, $5){}", ADD_COUNTERS.0, ADD_COUNTERS.1)
+});
+
 /// Commits `w` in one `BEGIN IMMEDIATE` transaction, a prepared statement per row.
 ///
 /// The statements are the pool's, with `$N` parameters. SQLite numbers those in order of
@@ -71,8 +76,7 @@ fn commit_rows(conn: &mut Connection, w: &GroupWrites<'_>) -> rusqlite::Result<R
                 e.plan_version_id
             ])?;
         }
-        let counter = format!("{}($1, $2, $3, $4, $5){}", ADD_COUNTERS.0, ADD_COUNTERS.1);
-        let mut counter = tx.prepare_cached(&counter)?;
+        let mut counter = tx.prepare_cached(&ADD_COUNTER)?;
         for c in &w.counters {
             counter.execute(params![
                 c.user_id,
