@@ -147,7 +147,9 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
             &bases, name, &script, &keys_file, method, path, body, count, secs,
         )
     };
-    // Warm the caches of every customer once, then measure.
+    // Warm the caches of every customer once on every instance (wrk's rotation in a short
+    // run reaches only part of them), then the connections, then measure.
+    common::run(warm_every_key(&bases, &keys));
     wrk("warm-up", "GET", "/v1/me", "", false, 2);
     let mut runs = vec![wrk(
         "bare GET /health/live",
@@ -416,6 +418,27 @@ fn run_wrk(
 }
 
 /// The server's own count of allowed meter decisions, from `/metrics`.
+/// `GET /v1/me` once with each key on each server, 32 at a time.
+async fn warm_every_key(bases: &[String], keys: &[String]) {
+    use futures_util::StreamExt;
+    let http = reqwest::Client::new();
+    let calls = bases.iter().flat_map(|b| keys.iter().map(move |k| (b, k)));
+    futures_util::stream::iter(calls)
+        .for_each_concurrent(32, |(base, key)| {
+            let http = http.clone();
+            async move {
+                let res = http
+                    .get(format!("{base}/v1/me"))
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .expect("warm-up request");
+                assert!(res.status().is_success(), "warm-up: {}", res.status());
+            }
+        })
+        .await;
+}
+
 fn allowed_decisions(base: &str) -> Option<i64> {
     let text = common::run(async {
         reqwest::get(format!("{base}/metrics"))
