@@ -417,7 +417,6 @@ fn run_wrk(
     }
 }
 
-/// The server's own count of allowed meter decisions, from `/metrics`.
 /// `GET /v1/me` once with each key on each server, 32 at a time.
 async fn warm_every_key(bases: &[String], keys: &[String]) {
     use futures_util::StreamExt;
@@ -439,6 +438,7 @@ async fn warm_every_key(bases: &[String], keys: &[String]) {
         .await;
 }
 
+/// The server's own count of allowed meter decisions, from `/metrics`.
 fn allowed_decisions(base: &str) -> Option<i64> {
     let text = common::run(async {
         reqwest::get(format!("{base}/metrics"))

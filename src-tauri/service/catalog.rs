@@ -89,10 +89,7 @@ pub struct PlanChange {
 }
 
 fn checksum(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 impl Engine {

@@ -36,17 +36,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Lower-case hex, written into one allocation (every API key verification hashes).
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
 impl ServerKeys {
     pub fn derive(secret: &SecretString) -> Self {
         let s = secret.expose().as_bytes();
@@ -63,7 +52,7 @@ impl ServerKeys {
 
     /// Keyed hash of a token sent by mail, as stored and looked up.
     pub fn hash_link_token(&self, token: &str) -> String {
-        hex(&hmac(&self.link, token.as_bytes()))
+        hex::encode(hmac(&self.link, token.as_bytes()))
     }
 
     /// Keyed hash of a recovery code; normalised first, so `ABCD-EFGH` and `abcdefgh` match.
@@ -73,7 +62,7 @@ impl ServerKeys {
             .filter(char::is_ascii_alphanumeric)
             .map(|c| c.to_ascii_lowercase())
             .collect();
-        hex(&hmac(&self.recovery, format!("{user}:{normal}").as_bytes()))
+        hex::encode(hmac(&self.recovery, format!("{user}:{normal}").as_bytes()))
     }
 
     /// `payload.signature`, both base64url.
@@ -129,11 +118,11 @@ impl ServerKeys {
 
     /// HMAC-SHA256 of an API key's plaintext, as stored and looked up.
     pub fn hash_api_key(&self, plaintext: &str) -> String {
-        hex(&hmac(&self.api_key, plaintext.as_bytes()))
+        hex::encode(hmac(&self.api_key, plaintext.as_bytes()))
     }
 
     pub fn hash_refresh_token(&self, token: &str) -> String {
-        hex(&hmac(&self.refresh, token.as_bytes()))
+        hex::encode(hmac(&self.refresh, token.as_bytes()))
     }
 }
 
@@ -164,15 +153,6 @@ pub fn random_base62(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_is_two_lower_case_digits_per_byte() {
-        assert_eq!(hex(&[]), "");
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        let all: Vec<u8> = (0..=255).collect();
-        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex(&all), expected);
-    }
 
     fn keys(secret: &str) -> ServerKeys {
         ServerKeys::derive(&SecretString::new(secret))
