@@ -1,7 +1,9 @@
 //! The SQLite usage writer: one thread with its own connection and prepared statements
 //! commits each group of metered requests, so that the hot path pays neither the pool's
 //! per-statement hand-off to a worker thread nor a statement parse. A second thread
-//! checkpoints the write-ahead log, so that no commit waits for one.
+//! checkpoints the write-ahead log, so that no commit waits for the bulk of one; the writer
+//! copies only what it appended meanwhile ([`finish_checkpoint`]), so that the log starts
+//! over instead of growing for as long as the load lasts.
 //!
 //! The connection is rusqlite's, on the same libsqlite3 as sqlx: the two share SQLite's
 //! locks, and both begin write transactions with `BEGIN IMMEDIATE`, so they take turns
@@ -14,11 +16,12 @@ use super::usage_batch::{overdrawn, GroupWrites};
 use super::Db;
 use rusqlite::{named_params, params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// How often the log is checkpointed while the writer runs.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// The file of a SQLite database that other connections can open (not an in-memory one).
 pub fn file_of(db: &Db) -> Option<PathBuf> {
@@ -39,8 +42,23 @@ pub fn open(file: &Path) -> rusqlite::Result<Connection> {
     conn.execute_batch(super::SQLITE_PRAGMAS)?;
     conn.execute_batch(super::WRITER_PRAGMAS)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+    conn.busy_handler(Some(wait_for_lock))?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
+}
+
+/// How long the writer sleeps between two tries at the write lock, and how many tries it
+/// makes (about ten seconds, as the pool's `busy_timeout`).
+const LOCK_RETRY: Duration = Duration::from_micros(100);
+const LOCK_TRIES: i32 = 100_000;
+
+/// The writer's busy handler. SQLite's own (`busy_timeout`) sleeps 1, 2, 5, 10, then up to
+/// 100 ms between tries, so a group commit that finds the pool's connection writing (the
+/// keys' "last used" times, say, a transaction of a fraction of a millisecond) waits whole
+/// milliseconds longer than it had to, and every request in the group with it.
+fn wait_for_lock(tries: i32) -> bool {
+    std::thread::sleep(LOCK_RETRY);
+    tries < LOCK_TRIES
 }
 
 /// The counter upsert of one row (built once: the statement cache is keyed by its text).
@@ -120,8 +138,12 @@ fn commit_rows(conn: &mut Connection, w: &GroupWrites<'_>) -> rusqlite::Result<R
 }
 
 /// Checkpoints `file`'s log every [`CHECKPOINT_EVERY`] from a thread of its own (passive:
-/// it never waits for, nor blocks, a writer), until the returned sender is dropped.
-pub fn start_checkpoints(file: PathBuf) -> std::io::Result<mpsc::Sender<()>> {
+/// it never waits for, nor blocks, a writer), until the returned sender is dropped. Sets
+/// `passed` after each pass, for the writer's [`finish_checkpoint`].
+pub fn start_checkpoints(
+    file: PathBuf,
+    passed: Arc<AtomicBool>,
+) -> std::io::Result<mpsc::Sender<()>> {
     let (stop, stopped) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("tollgate-checkpoint".into())
@@ -135,11 +157,115 @@ pub fn start_checkpoints(file: PathBuf) -> std::io::Result<mpsc::Sender<()>> {
                     return;
                 }
             };
+            let pass = || conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "checkpoint failed; tried again shortly");
+                // The second pass copies what the writer appended during the first, so that
+                // the writer's own part (`finish_checkpoint`) is shorter still.
+                match pass().and_then(|()| pass()) {
+                    Ok(()) => passed.store(true, Ordering::Release),
+                    Err(e) => tracing::warn!(error = %e, "checkpoint failed; tried again shortly"),
                 }
             }
         })?;
     Ok(stop)
+}
+
+/// Run by the writer between two commits when the checkpoint thread has made a pass (and
+/// `passed` says so): checkpoints the frames the writer appended during that pass, from the
+/// writer's own connection.
+///
+/// The log starts over from its beginning only when a write transaction begins with every
+/// frame copied into the database. A writer that never pauses always appends during the
+/// checkpoint thread's pass, so without this the log would grow for as long as the load
+/// lasts, every commit writing into new file blocks that the file system must allocate and
+/// zero first. No other connection writes meanwhile, so this pass reaches the end of the
+/// log (unless a reader still needs its older frames: then the next pass tries again). It
+/// copies only what the thread's pass left, which keeps the commit it delays short.
+pub fn finish_checkpoint(conn: &Connection, passed: &AtomicBool) {
+    if !passed.swap(false, Ordering::Acquire) {
+        return;
+    }
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "the writer's checkpoint failed; tried again after the next pass");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One round of a writer that never pauses: a commit, then the checkpoint thread's pass
+    /// with a second commit landing during it (a reader that began before that commit stands
+    /// for the pass's start: a checkpoint copies no frame newer than a reader's snapshot),
+    /// then what the writer does between two batches.
+    fn round(db: &Connections, passed: &AtomicBool, finish: bool) {
+        let fill = "x".repeat(3000);
+        let insert = || {
+            db.writer
+                .execute("INSERT INTO t (v) VALUES (?1)", [&fill])
+                .unwrap();
+        };
+        insert();
+        db.reader
+            .execute_batch("BEGIN; SELECT count(*) FROM t;")
+            .unwrap();
+        insert();
+        db.checkpointer
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .unwrap();
+        passed.store(true, Ordering::Release);
+        db.reader.execute_batch("COMMIT").unwrap();
+        if finish {
+            finish_checkpoint(&db.writer, passed);
+        }
+    }
+
+    struct Connections {
+        writer: Connection,
+        reader: Connection,
+        checkpointer: Connection,
+    }
+
+    fn log_len_after_rounds(finish: bool) -> (u64, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("usage.db");
+        let writer = open(&file).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+            .unwrap();
+        let db = Connections {
+            writer,
+            reader: Connection::open(&file).unwrap(),
+            checkpointer: Connection::open(&file).unwrap(),
+        };
+        let passed = AtomicBool::new(false);
+        let log = || {
+            std::fs::metadata(file.with_extension("db-wal"))
+                .unwrap()
+                .len()
+        };
+        round(&db, &passed, finish);
+        round(&db, &passed, finish);
+        let early = log();
+        for _ in 0..50 {
+            round(&db, &passed, finish);
+        }
+        (early, log())
+    }
+
+    #[test]
+    fn the_log_starts_over_when_the_writer_finishes_each_checkpoint() {
+        let (early, late) = log_len_after_rounds(true);
+        assert_eq!(late, early, "the log grew from {early} to {late} bytes");
+    }
+
+    #[test]
+    fn without_the_writers_part_the_log_grows_as_long_as_the_writes_go_on() {
+        // The failure this guards against: the thread's passes alone never catch up.
+        let (early, late) = log_len_after_rounds(false);
+        assert!(
+            late > early * 10,
+            "the log went from {early} to {late} bytes"
+        );
+    }
 }

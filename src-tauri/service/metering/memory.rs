@@ -12,7 +12,7 @@ use crate::store::usage_batch::{self, CreditDelta, GroupWrites};
 use crate::store::{ms, sqlite_writer, usage};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -130,11 +130,13 @@ impl MemoryMeter {
         match sqlite_writer::file_of(&db).map(|f| (sqlite_writer::open(&f), f)) {
             Some((Ok(conn), file)) => {
                 let w = waiting.clone();
+                let passed = Arc::new(AtomicBool::new(false));
+                let p = passed.clone();
                 let started = std::thread::Builder::new()
                     .name("tollgate-usage-writer".into())
-                    .spawn(move || write_on_thread(conn, rx, w));
+                    .spawn(move || write_on_thread(conn, rx, w, &p));
                 match started {
-                    Ok(_) => checkpoints = sqlite_writer::start_checkpoints(file).ok(),
+                    Ok(_) => checkpoints = sqlite_writer::start_checkpoints(file, passed).ok(),
                     Err(e) => panic!("could not start the usage writer thread: {e}"),
                 }
             }
@@ -212,11 +214,13 @@ fn write_on_thread(
     mut conn: rusqlite::Connection,
     mut rx: mpsc::UnboundedReceiver<Batch>,
     waiting: Arc<AtomicUsize>,
+    checkpoint_passed: &AtomicBool,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let batches = gather(first, &mut rx);
         let result = sqlite_writer::commit(&mut conn, &writes_of(&batches));
         acknowledge(batches, result, &waiting);
+        sqlite_writer::finish_checkpoint(&conn, checkpoint_passed);
     }
 }
 
