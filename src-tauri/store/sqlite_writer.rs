@@ -137,37 +137,61 @@ fn commit_rows(conn: &mut Connection, w: &GroupWrites<'_>) -> rusqlite::Result<R
     Ok(Ok(()))
 }
 
-/// Checkpoints `file`'s log every [`CHECKPOINT_EVERY`] from a thread of its own (passive:
-/// it never waits for, nor blocks, a writer), until the returned sender is dropped. Sets
-/// `passed` after each pass, for the writer's [`finish_checkpoint`].
-pub fn start_checkpoints(
-    file: PathBuf,
+/// The checkpoint thread, as the writer holds it: dropping it stops the thread.
+pub struct Checkpoints {
+    _stop: mpsc::Sender<()>,
+    /// Set by the thread after each pass, for [`finish_checkpoint`].
     passed: Arc<AtomicBool>,
-) -> std::io::Result<mpsc::Sender<()>> {
-    let (stop, stopped) = mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("tollgate-checkpoint".into())
-        .spawn(move || {
-            let conn = match Connection::open(&file)
-                .and_then(|c| c.execute_batch("PRAGMA busy_timeout = 10000;").map(|_| c))
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not open the checkpoint connection; the log is checkpointed by the other connections");
-                    return;
+}
+
+impl Checkpoints {
+    /// Checkpoints `file`'s log every [`CHECKPOINT_EVERY`] from a thread of its own
+    /// (passive: it never waits for, nor blocks, a writer).
+    pub fn start(file: PathBuf) -> std::io::Result<Checkpoints> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let passed = Arc::new(AtomicBool::new(false));
+        let flag = passed.clone();
+        std::thread::Builder::new()
+            .name("tollgate-checkpoint".into())
+            .spawn(move || {
+                let conn = match Connection::open(&file)
+                    .and_then(|c| c.execute_batch("PRAGMA busy_timeout = 10000;").map(|_| c))
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not open the checkpoint connection; the log is checkpointed by the other connections");
+                        return;
+                    }
+                };
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    // The second pass copies what the writer appended during the first, so
+                    // that the writer's own part (`finish_checkpoint`) is shorter still.
+                    match checkpoint(&conn).and_then(|()| checkpoint(&conn)) {
+                        Ok(()) => flag.store(true, Ordering::Release),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "checkpoint failed; tried again shortly")
+                        }
+                    }
                 }
-            };
-            let pass = || conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                // The second pass copies what the writer appended during the first, so that
-                // the writer's own part (`finish_checkpoint`) is shorter still.
-                match pass().and_then(|()| pass()) {
-                    Ok(()) => passed.store(true, Ordering::Release),
-                    Err(e) => tracing::warn!(error = %e, "checkpoint failed; tried again shortly"),
-                }
-            }
-        })?;
-    Ok(stop)
+            })?;
+        Ok(Checkpoints {
+            _stop: stop,
+            passed,
+        })
+    }
+
+    /// The writer's part of the last pass, if the thread has made one since the writer last
+    /// did its part: see [`finish_checkpoint`].
+    pub fn finish(&self, writer: &Connection) {
+        finish_checkpoint(writer, &self.passed);
+    }
+}
+
+/// One passive checkpoint of the log from `conn`: it copies what it can without waiting.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }
 
 /// Run by the writer between two commits when the checkpoint thread has made a pass (and
@@ -181,11 +205,11 @@ pub fn start_checkpoints(
 /// zero first. No other connection writes meanwhile, so this pass reaches the end of the
 /// log (unless a reader still needs its older frames: then the next pass tries again). It
 /// copies only what the thread's pass left, which keeps the commit it delays short.
-pub fn finish_checkpoint(conn: &Connection, passed: &AtomicBool) {
+fn finish_checkpoint(conn: &Connection, passed: &AtomicBool) {
     if !passed.swap(false, Ordering::Acquire) {
         return;
     }
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+    if let Err(e) = checkpoint(conn) {
         tracing::warn!(error = %e, "the writer's checkpoint failed; tried again after the next pass");
     }
 }
@@ -210,9 +234,7 @@ mod tests {
             .execute_batch("BEGIN; SELECT count(*) FROM t;")
             .unwrap();
         insert();
-        db.checkpointer
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .unwrap();
+        checkpoint(&db.checkpointer).unwrap();
         passed.store(true, Ordering::Release);
         db.reader.execute_batch("COMMIT").unwrap();
         if finish {

@@ -12,7 +12,7 @@ use crate::store::usage_batch::{self, CreditDelta, GroupWrites};
 use crate::store::{ms, sqlite_writer, usage};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -103,8 +103,6 @@ pub(crate) struct MemoryMeter {
     queue: mpsc::UnboundedSender<Batch>,
     /// Batches sent to the writer and not yet committed (the writer-queue gauge).
     waiting: Arc<AtomicUsize>,
-    /// Keeps the SQLite log's checkpoint thread running while the writer runs.
-    _checkpoints: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl MemoryState {
@@ -126,18 +124,16 @@ impl MemoryMeter {
     pub(crate) fn start(db: crate::store::Db) -> MemoryMeter {
         let (tx, rx) = mpsc::unbounded_channel();
         let waiting = Arc::new(AtomicUsize::new(0));
-        let mut checkpoints = None;
         match sqlite_writer::file_of(&db).map(|f| (sqlite_writer::open(&f), f)) {
             Some((Ok(conn), file)) => {
                 let w = waiting.clone();
-                let passed = Arc::new(AtomicBool::new(false));
-                let p = passed.clone();
-                let started = std::thread::Builder::new()
+                // The writer holds the checkpoint thread, which stops when the writer does.
+                let checkpoints = sqlite_writer::Checkpoints::start(file).ok();
+                if let Err(e) = std::thread::Builder::new()
                     .name("tollgate-usage-writer".into())
-                    .spawn(move || write_on_thread(conn, rx, w, &p));
-                match started {
-                    Ok(_) => checkpoints = sqlite_writer::start_checkpoints(file, passed).ok(),
-                    Err(e) => panic!("could not start the usage writer thread: {e}"),
+                    .spawn(move || write_on_thread(conn, rx, w, checkpoints))
+                {
+                    panic!("could not start the usage writer thread: {e}");
                 }
             }
             Some((Err(e), _)) => {
@@ -152,7 +148,6 @@ impl MemoryMeter {
             state: Mutex::new(MemoryState::default()),
             queue: tx,
             waiting,
-            _checkpoints: checkpoints,
         }
     }
 
@@ -214,13 +209,15 @@ fn write_on_thread(
     mut conn: rusqlite::Connection,
     mut rx: mpsc::UnboundedReceiver<Batch>,
     waiting: Arc<AtomicUsize>,
-    checkpoint_passed: &AtomicBool,
+    checkpoints: Option<sqlite_writer::Checkpoints>,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let batches = gather(first, &mut rx);
         let result = sqlite_writer::commit(&mut conn, &writes_of(&batches));
         acknowledge(batches, result, &waiting);
-        sqlite_writer::finish_checkpoint(&conn, checkpoint_passed);
+        if let Some(c) = &checkpoints {
+            c.finish(&conn);
+        }
     }
 }
 
