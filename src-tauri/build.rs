@@ -1,6 +1,8 @@
 fn main() {
     #[cfg(feature = "desktop")]
     tauri_build::build();
+    // `sqlx::migrate!` embeds the migrations: a new one has to rebuild the crate.
+    println!("cargo::rerun-if-changed=migrations");
     api_reference();
 }
 
