@@ -9,7 +9,8 @@
 //!
 //! `cargo bench --no-default-features --bench meter_http` (needs `wrk`: `scripts/install-deps`)
 //!
-//! Knobs: `BENCH_SECONDS` (per route, default 10), `BENCH_USERS` (10000),
+//! Knobs: `BENCH_SECONDS` (per route, default 10), `BENCH_ROUNDS` (the three routes measured
+//! that many times in turn, medians printed; default 1), `BENCH_USERS` (10000),
 //! `BENCH_CONNECTIONS` (32), `BENCH_THREADS` (wrk threads, 2), `BENCH_POPULATION` (other users
 //! in the database besides the customers with keys, added by the seeder first: 1000000 for the
 //! issue's RSS figure with a million users; default 0).
@@ -143,22 +144,26 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
     // run reaches only part of them), then the connections, then measure.
     common::run(warm_every_key(&bases, &keys));
     wrk("warm-up", "GET", "/v1/me", "", 2);
-    let mut runs = vec![wrk(
-        "bare GET /health/live",
-        "GET",
-        "/health/live",
-        "",
-        seconds,
-    )];
-    let rss_bare = pids.iter().map(|&p| peak_rss_mb(p)).fold(0.0, f64::max);
-    runs.push(wrk("GET /v1/me (sk_ key)", "GET", "/v1/me", "", seconds));
-    runs.push(wrk(
-        "POST /v1/meter",
-        "POST",
-        "/v1/meter",
-        r#"{"metric":"videos"}"#,
-        seconds,
-    ));
+    // Each round measures the three routes one after the other; with several rounds, drifts
+    // of the machine during the run fall on every route alike, and the medians are printed.
+    let rounds: usize = common::env_or("BENCH_ROUNDS", 1).max(1);
+    let mut measured: Vec<[Run; 3]> = Vec::with_capacity(rounds);
+    let mut rss_bare = 0.0;
+    for round in 0..rounds {
+        let bare = wrk("bare GET /health/live", "GET", "/health/live", "", seconds);
+        if round == 0 {
+            rss_bare = pids.iter().map(|&p| peak_rss_mb(p)).fold(0.0, f64::max);
+        }
+        let me = wrk("GET /v1/me (sk_ key)", "GET", "/v1/me", "", seconds);
+        let meter = wrk(
+            "POST /v1/meter",
+            "POST",
+            "/v1/meter",
+            r#"{"metric":"videos"}"#,
+            seconds,
+        );
+        measured.push([bare, me, meter]);
+    }
     let rss = pids.iter().map(|&p| peak_rss_mb(p)).fold(0.0, f64::max);
     // Let the requests wrk left in flight finish before reading the servers' counts.
     std::thread::sleep(Duration::from_millis(500));
@@ -170,29 +175,22 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
         server.stop();
     }
 
-    let bare = runs[0].per_sec;
-    println!("\n{label}, {instances} instance(s), {users} customers, {seconds} s per route, peak RSS {rss:.0} MB per instance (after the bare route: {rss_bare:.0} MB)");
-    println!(
-        "{:<24} {:>10} {:>10} {:>8} {:>8} {:>7} {:>6}",
-        "route", "requests", "req/s", "p50 ms", "p99 ms", "errors", "ratio"
-    );
-    for r in &runs {
-        println!(
-            "{:<24} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>7} {:>6.2}",
-            r.name,
-            r.requests,
-            r.per_sec,
-            r.p50_ms,
-            r.p99_ms,
-            r.errors,
-            r.per_sec / bare
-        );
+    println!("\n{label}, {instances} instance(s), {users} customers, {seconds} s per route, {rounds} round(s), peak RSS {rss:.0} MB per instance (after the bare route: {rss_bare:.0} MB)");
+    if rounds > 1 {
+        for (i, runs) in measured.iter().enumerate() {
+            println!("round {}", i + 1);
+            print_table(runs.iter().map(|r| (r, r.per_sec / runs[0].per_sec)));
+        }
+        println!("median of {rounds} rounds (requests and errors: all rounds)");
     }
+    let summary: Vec<(Run, f64)> = (0..3).map(|i| median_of(&measured, i)).collect();
+    print_table(summary.iter().map(|(r, ratio)| (r, *ratio)));
 
     // Every allowed answer is one unit on one customer's counter and one usage event.
-    let meter = &runs[2];
+    let meter = &summary[2].0;
     let (counted, events) = common::run(counter_sum(url));
-    let connections: u64 = common::env_or("BENCH_CONNECTIONS", 32);
+    // Every round leaves up to one request per connection in flight (below).
+    let connections: u64 = common::env_or::<u64>("BENCH_CONNECTIONS", 32) * rounds as u64;
     println!(
         "allowed answers: {} received by wrk, {} sent by the server (/metrics); counters sum to {counted}, {events} consume events",
         meter.ok,
@@ -224,6 +222,44 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
         println!("{}", String::from_utf8_lossy(&verify.stdout));
     }
     ok && verified
+}
+
+fn print_table<'a>(rows: impl Iterator<Item = (&'a Run, f64)>) {
+    println!(
+        "{:<24} {:>10} {:>10} {:>8} {:>8} {:>7} {:>6}",
+        "route", "requests", "req/s", "p50 ms", "p99 ms", "errors", "ratio"
+    );
+    for (r, ratio) in rows {
+        println!(
+            "{:<24} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>7} {:>6.2}",
+            r.name, r.requests, r.per_sec, r.p50_ms, r.p99_ms, r.errors, ratio
+        );
+    }
+}
+
+/// Route `i` over every round: the medians of its rate, latencies and ratio to the bare
+/// route of the same round; its requests, errors and allowed answers added up.
+fn median_of(rounds: &[[Run; 3]], i: usize) -> (Run, f64) {
+    let median = |f: &dyn Fn(&[Run; 3]) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let run = Run {
+        name: rounds[0][i].name,
+        requests: rounds.iter().map(|r| r[i].requests).sum(),
+        per_sec: median(&|r| r[i].per_sec),
+        p50_ms: median(&|r| r[i].p50_ms),
+        p99_ms: median(&|r| r[i].p99_ms),
+        errors: rounds.iter().map(|r| r[i].errors).sum(),
+        ok: rounds.iter().map(|r| r[i].ok).sum(),
+    };
+    (run, median(&|r| r[i].per_sec / r[0].per_sec))
 }
 
 /// A new, empty database on the PostgreSQL server of `url`.
