@@ -190,7 +190,7 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
     let meter = &summary[2].0;
     let (counted, events) = common::run(counter_sum(url));
     // Every round leaves up to one request per connection in flight (below).
-    let connections: u64 = common::env_or::<u64>("BENCH_CONNECTIONS", 32) * rounds as u64;
+    let in_flight: u64 = common::env_or::<u64>("BENCH_CONNECTIONS", 32) * rounds as u64;
     println!(
         "allowed answers: {} received by wrk, {} sent by the server (/metrics); counters sum to {counted}, {events} consume events",
         meter.ok,
@@ -198,14 +198,13 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
     );
     // wrk stops with up to one request in flight per connection: the server may have
     // consumed (and answered) those after wrk stopped reading.
-    let mut ok = counted == events
-        && counted >= meter.ok as i64
-        && counted <= (meter.ok + connections) as i64;
+    let mut ok =
+        counted == events && counted >= meter.ok as i64 && counted <= (meter.ok + in_flight) as i64;
     // The server's own count of allowed decisions is taken when the handler answers; a
     // request wrk abandoned at the end may be consumed (the writer commits it) without its
     // handler running to the end, so the server may count up to one fewer per connection.
     if let Some(d) = decided {
-        ok &= d <= counted && counted <= d + connections as i64;
+        ok &= d <= counted && counted <= d + in_flight as i64;
     }
     let verify = process::tollgate_command(url)
         .env("TOLLGATE_SECRET", common::SECRET)

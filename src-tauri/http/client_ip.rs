@@ -45,7 +45,11 @@ impl FromRequestParts<super::AppState> for ClientIp {
             .headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok());
-        Ok(ClientIp(resolve(peer, xff, &state.trusted_proxies)))
+        Ok(ClientIp(resolve(
+            peer,
+            xff,
+            &state.engine.settings().trusted_proxies,
+        )))
     }
 }
 

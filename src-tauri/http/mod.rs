@@ -55,7 +55,6 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub engine: Engine,
     pub metrics: Arc<metrics::Metrics>,
-    pub trusted_proxies: Vec<crate::config::Cidr>,
     openapi_json: String,
 }
 
@@ -105,12 +104,10 @@ pub fn router(engine: Engine) -> Router {
 /// [`router`] counting into `metrics`, so that its owner (the desktop console) can read them.
 pub fn router_with_metrics(engine: Engine, metrics: Arc<metrics::Metrics>) -> Router {
     let settings = engine.settings().http.clone();
-    let trusted = engine.settings().trusted_proxies.clone();
     let doc = openapi().to_json().unwrap_or_else(|_| "{}".into());
     let state = AppState(Arc::new(Shared {
         engine,
         metrics,
-        trusted_proxies: trusted,
         openapi_json: doc,
     }));
     let (public, authed) = route_groups();
