@@ -398,13 +398,21 @@ async fn idempotent_retries_return_the_first_answer_and_consume_once(backend: Ba
         (first.event_id.as_str(), 1)
     );
 
-    // Concurrent retries of one key: one consumption.
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
+    // Concurrent retries of one key: one consumption. Many keys (a customer each, as the free
+    // plan allows three videos a day), so that a retry reading the database while its first
+    // commits and leaves memory is likely to happen at least once.
+    const KEYS: usize = 30;
+    const RETRIES: usize = 8;
+    let mut users = Vec::new();
+    for k in 0..KEYS {
+        users.push(new_user(&app, &format!("idem{k}@example.com")).await.id);
+    }
+    let tasks: Vec<_> = (0..KEYS * RETRIES)
+        .map(|i| {
             let engine = app.engine.clone();
-            let id = u.id.clone();
+            let id = users[i % KEYS].clone();
             tokio::spawn(async move {
-                engine
+                let c = engine
                     .check_and_consume(
                         &id,
                         MeterRequest {
@@ -414,19 +422,24 @@ async fn idempotent_retries_return_the_first_answer_and_consume_once(backend: Ba
                             request_id: None,
                         },
                     )
-                    .await
+                    .await;
+                (id, c.unwrap().event_id)
             })
         })
         .collect();
-    let mut ids = std::collections::HashSet::new();
+    let mut events: std::collections::HashMap<_, std::collections::HashSet<String>> =
+        Default::default();
     for t in tasks {
-        ids.insert(t.await.unwrap().unwrap().event_id);
+        let (id, event) = t.await.unwrap();
+        events.entry(id).or_default().insert(event);
     }
-    assert_eq!(ids.len(), 1);
-    assert_eq!(
-        app.engine.usage_summary(&u.id).await.unwrap().metrics["videos"].used,
-        2
-    );
+    for id in &users {
+        assert_eq!(events[id].len(), 1, "{id} consumed one key more than once");
+        assert_eq!(
+            app.engine.usage_summary(id).await.unwrap().metrics["videos"].used,
+            1
+        );
+    }
 }
 
 on_both!(release_gives_back_a_failed_consumption_once);

@@ -30,7 +30,9 @@ pub(super) struct Counter {
 /// How often counters of windows that have ended are dropped.
 const PRUNE_EVERY_MS: i64 = 60_000;
 
-#[derive(Default)]
+/// How many buckets [`MemoryState::settled`] counts in.
+const SETTLE_BUCKETS: usize = 1024;
+
 pub(crate) struct MemoryState {
     pub(super) counters: HashMap<CounterKey, Counter>,
     /// When counters of ended windows were last dropped (unix ms).
@@ -38,6 +40,28 @@ pub(crate) struct MemoryState {
     pub(super) credits: HashMap<CreditKey, Credits>,
     /// Answers of consumptions not committed yet, by (user, idempotency key).
     pub(super) answers: HashMap<(String, String), Consumption>,
+    /// Answers that left [`Self::answers`] once committed, counted by a hash of their key.
+    /// A repeat that found its key neither here nor in the database decides only if its
+    /// bucket has not moved since: otherwise the first may have committed and left memory
+    /// while the repeat read the database, and the repeat reads it again.
+    settled: Box<[u64]>,
+}
+
+fn settle_bucket(key: &(String, String)) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key) as usize % SETTLE_BUCKETS
+}
+
+impl Default for MemoryState {
+    fn default() -> Self {
+        MemoryState {
+            counters: HashMap::new(),
+            pruned_at: 0,
+            credits: HashMap::new(),
+            answers: HashMap::new(),
+            settled: vec![0; SETTLE_BUCKETS].into_boxed_slice(),
+        }
+    }
 }
 
 /// One write the group-commit task applies. All are deltas or inserts, so batches commute
@@ -106,6 +130,16 @@ pub(crate) struct MemoryMeter {
 }
 
 impl MemoryState {
+    fn settled_of(&self, key: &(String, String)) -> u64 {
+        self.settled[settle_bucket(key)]
+    }
+
+    /// The answer of `key` is committed: a repeat finds it in the database from now on.
+    fn settle(&mut self, key: &(String, String)) {
+        self.answers.remove(key);
+        self.settled[settle_bucket(key)] += 1;
+    }
+
     /// Drops the counters of windows that ended before `now_ms` (at most once a minute):
     /// nothing counts on them any more, and a process that runs for months would otherwise
     /// keep one per customer and window it has seen.
@@ -303,17 +337,6 @@ impl Engine {
     ) -> Result<Consumption> {
         let uid = user.as_str();
         let idem = req.idempotency_key.map(|k| (uid.to_owned(), k.to_owned()));
-        if let Some(key) = &idem {
-            if let Some(a) = m.lock().answers.get(key) {
-                return Ok(Consumption {
-                    replayed: true,
-                    ..a.clone()
-                });
-            }
-            if let Some(ev) = usage::event_by_key(self.db().read(), uid, &key.1).await? {
-                return replay(ev.answer.as_deref().unwrap_or("{}"));
-            }
-        }
         let event_id = new_event_id();
         let at_ms = ms(now);
         let event = |kind: &'static str,
@@ -342,6 +365,24 @@ impl Engine {
         // Loads what the decision needs, then decides under the lock; when a change of the
         // subscription made the process forget it in between, round again.
         let (answer, writes) = loop {
+            // A repeat of the key replays the first answer: from memory while it is on its way
+            // to disk, from the database once committed.
+            let mut settled = 0;
+            if let Some(key) = &idem {
+                {
+                    let st = m.lock();
+                    if let Some(a) = st.answers.get(key) {
+                        return Ok(Consumption {
+                            replayed: true,
+                            ..a.clone()
+                        });
+                    }
+                    settled = st.settled_of(key);
+                }
+                if let Some(ev) = usage::event_by_key(self.db().read(), uid, &key.1).await? {
+                    return replay(ev.answer.as_deref().unwrap_or("{}"));
+                }
+            }
             // Load the counter or balance on first use, outside the lock.
             match rule {
                 Rule::Limit { window, .. } => {
@@ -377,6 +418,10 @@ impl Engine {
                             replayed: true,
                             ..a.clone()
                         });
+                    }
+                    // Committed (or another key of its bucket) since the database was read.
+                    if st.settled_of(key) != settled {
+                        continue;
                     }
                 }
                 let answer = match rule {
@@ -529,7 +574,7 @@ impl Engine {
         if let Some(key) = &idem {
             // Committed: a repeat of the key now finds the event in the database. Only
             // answers still on their way to disk stay here, so the map stays small.
-            m.lock().answers.remove(key);
+            m.lock().settle(key);
         }
         Ok(answer)
     }
