@@ -130,6 +130,14 @@ pub(crate) struct MemoryMeter {
 }
 
 impl MemoryState {
+    /// The answer of `key` still on its way to disk, as a replay.
+    fn replay_of(&self, key: &(String, String)) -> Option<Consumption> {
+        self.answers.get(key).map(|a| Consumption {
+            replayed: true,
+            ..a.clone()
+        })
+    }
+
     fn settled_of(&self, key: &(String, String)) -> u64 {
         self.settled[settle_bucket(key)]
     }
@@ -371,11 +379,8 @@ impl Engine {
             if let Some(key) = &idem {
                 {
                     let st = m.lock();
-                    if let Some(a) = st.answers.get(key) {
-                        return Ok(Consumption {
-                            replayed: true,
-                            ..a.clone()
-                        });
+                    if let Some(a) = st.replay_of(key) {
+                        return Ok(a);
                     }
                     settled = st.settled_of(key);
                 }
@@ -413,11 +418,8 @@ impl Engine {
             let answer = {
                 let mut st = m.lock();
                 if let Some(key) = &idem {
-                    if let Some(a) = st.answers.get(key) {
-                        return Ok(Consumption {
-                            replayed: true,
-                            ..a.clone()
-                        });
+                    if let Some(a) = st.replay_of(key) {
+                        return Ok(a);
                     }
                     // Committed (or another key of its bucket) since the database was read.
                     if st.settled_of(key) != settled {
