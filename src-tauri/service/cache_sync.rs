@@ -24,29 +24,44 @@ use std::time::{Duration, Instant};
 pub const CHANNEL: &str = "tollgate_cache";
 /// How often a process on SQLite looks for changes made by others.
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
-/// How long a cached key or subscription is used at most without being read again.
-pub const CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long a cached key, account or subscription is used at most without being read again:
+/// the backstop for an announcement that was missed, since every change is announced. Each
+/// entry expires at a random point of the last quarter of it ([`Cached::new`]).
+///
+/// Every entry read again is a few database reads on the request's path, so the backstop is
+/// minutes, not seconds: with thousands of customers, entries read in the same second (after
+/// a start, say) would otherwise all be read again together, every time the TTL came round.
+pub const CACHE_TTL: Duration = Duration::from_secs(300);
 /// How long SQLite keeps invalidation rows (a process that sleeps longer reloads anyway: its
 /// entries have expired).
 const KEEP_ROWS_MS: i64 = 10 * 60 * 1000;
+const _: () = assert!(
+    CACHE_TTL.as_millis() < KEEP_ROWS_MS as u128,
+    "an entry must expire before the announcements it could have missed are deleted"
+);
 
-/// A cached value and when it was read.
+/// A cached value and when it stops being used.
 pub(crate) struct Cached<T> {
     value: Arc<T>,
-    read_at: Instant,
+    expires_at: Instant,
 }
 
 impl<T> Cached<T> {
+    /// `value`, read now: it expires between three quarters of [`CACHE_TTL`] and all of it
+    /// from now, so that entries read together are not read again together.
     pub(crate) fn new(value: Arc<T>) -> Self {
+        use rand::Rng;
+        let quarter = CACHE_TTL / 4;
+        let early = rand::thread_rng().gen_range(Duration::ZERO..quarter);
         Cached {
             value,
-            read_at: Instant::now(),
+            expires_at: Instant::now() + CACHE_TTL - early,
         }
     }
 
-    /// The value, unless it is older than [`CACHE_TTL`].
+    /// The value, unless it has expired.
     pub(crate) fn fresh(&self) -> Option<&Arc<T>> {
-        (self.read_at.elapsed() < CACHE_TTL).then_some(&self.value)
+        (Instant::now() < self.expires_at).then_some(&self.value)
     }
 
     pub(crate) fn value(&self) -> &Arc<T> {
@@ -298,6 +313,33 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_read_together_expire_spread_over_the_ttls_last_quarter() {
+        let before = Instant::now();
+        let entries: Vec<_> = (0..1000).map(|i| Cached::new(Arc::new(i))).collect();
+        let after = Instant::now();
+        let mut lifetimes: Vec<Duration> = entries
+            .iter()
+            .map(|c| {
+                assert!(c.fresh().is_some());
+                assert!(c.expires_at <= after + CACHE_TTL);
+                assert!(c.expires_at >= before + CACHE_TTL * 3 / 4);
+                c.expires_at - before
+            })
+            .collect();
+        lifetimes.sort();
+        // Spread, not one instant: the first and the last tenth are over half a quarter apart.
+        assert!(lifetimes[899] - lifetimes[100] > CACHE_TTL / 8);
+    }
+
+    #[test]
+    fn an_expired_entry_is_not_fresh() {
+        let mut c = Cached::new(Arc::new(1));
+        c.expires_at = Instant::now();
+        assert!(c.fresh().is_none());
+        assert_eq!(**c.value(), 1);
+    }
 
     #[test]
     fn payloads_name_what_changed() {

@@ -251,7 +251,7 @@ async fn three_instances_on_one_database_behave_as_one(backend: Backend) {
     );
 
     // A key revoked through one instance is refused by the others within a second, although
-    // both had it cached (a cached key is good for 30 s).
+    // both had it cached (a cached key is used for minutes without being read again).
     let owner = &people[2];
     let (victim_id, victim) = owner.keys[0].clone();
     warm(&http, &servers, &victim).await;
