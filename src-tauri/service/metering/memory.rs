@@ -138,14 +138,11 @@ impl MemoryState {
         })
     }
 
-    fn settled_of(&self, key: &(String, String)) -> u64 {
-        self.settled[settle_bucket(key)]
-    }
-
-    /// The answer of `key` is committed: a repeat finds it in the database from now on.
-    fn settle(&mut self, key: &(String, String)) {
+    /// The answer of `key` (in `bucket`) is committed: a repeat finds it in the database
+    /// from now on.
+    fn settle(&mut self, key: &(String, String), bucket: usize) {
         self.answers.remove(key);
-        self.settled[settle_bucket(key)] += 1;
+        self.settled[bucket] += 1;
     }
 
     /// Drops the counters of windows that ended before `now_ms` (at most once a minute):
@@ -344,7 +341,12 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Consumption> {
         let uid = user.as_str();
-        let idem = req.idempotency_key.map(|k| (uid.to_owned(), k.to_owned()));
+        // The key and its bucket of `MemoryState::settled`, hashed once.
+        let idem = req.idempotency_key.map(|k| {
+            let key = (uid.to_owned(), k.to_owned());
+            let bucket = settle_bucket(&key);
+            (key, bucket)
+        });
         let event_id = new_event_id();
         let at_ms = ms(now);
         let event = |kind: &'static str,
@@ -376,13 +378,13 @@ impl Engine {
             // A repeat of the key replays the first answer: from memory while it is on its way
             // to disk, from the database once committed.
             let mut settled = 0;
-            if let Some(key) = &idem {
+            if let Some((key, bucket)) = &idem {
                 {
                     let st = m.lock();
                     if let Some(a) = st.replay_of(key) {
                         return Ok(a);
                     }
-                    settled = st.settled_of(key);
+                    settled = st.settled[*bucket];
                 }
                 if let Some(ev) = usage::event_by_key(self.db().read(), uid, &key.1).await? {
                     return replay(ev.answer.as_deref().unwrap_or("{}"));
@@ -417,12 +419,12 @@ impl Engine {
             let mut writes = Vec::new();
             let answer = {
                 let mut st = m.lock();
-                if let Some(key) = &idem {
+                if let Some((key, bucket)) = &idem {
                     if let Some(a) = st.replay_of(key) {
                         return Ok(a);
                     }
                     // Committed (or another key of its bucket) since the database was read.
-                    if st.settled_of(key) != settled {
+                    if st.settled[*bucket] != settled {
                         continue;
                     }
                 }
@@ -535,7 +537,7 @@ impl Engine {
                 };
                 // Recorded under the decision's lock, so that a concurrent repeat of the key
                 // sees it and replays instead of consuming a second time.
-                if let Some(key) = &idem {
+                if let Some((key, _)) = &idem {
                     st.answers.insert(key.clone(), answer.clone());
                 }
                 answer
@@ -557,7 +559,7 @@ impl Engine {
             // The database did not take it: forget the in-memory state so that the next
             // request reloads what was really committed.
             let mut st = m.lock();
-            if let Some(key) = &idem {
+            if let Some((key, _)) = &idem {
                 st.answers.remove(key);
             }
             match rule {
@@ -573,10 +575,10 @@ impl Engine {
                 "recording usage failed: {e}"
             )));
         }
-        if let Some(key) = &idem {
+        if let Some((key, bucket)) = &idem {
             // Committed: a repeat of the key now finds the event in the database. Only
             // answers still on their way to disk stay here, so the map stays small.
-            m.lock().settle(key);
+            m.lock().settle(key, *bucket);
         }
         Ok(answer)
     }
