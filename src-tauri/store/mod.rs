@@ -19,6 +19,7 @@ pub mod schema;
 pub mod seed;
 pub mod sessions;
 pub mod settings;
+pub mod sqlite_config;
 pub mod sqlite_writer;
 pub mod stats;
 pub mod stripe;
@@ -78,7 +79,7 @@ impl Db {
     /// Opens the database the URL names; a SQLite file is created when missing.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
-        configure_sqlite();
+        sqlite_config::configure();
         let kind = if url.starts_with("sqlite:") {
             Kind::Sqlite
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -209,21 +210,6 @@ pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_
 /// commit), and statement journals (for triggers and upserts) in memory, not in temporary
 /// files.
 pub(crate) const WRITER_PRAGMAS: &str = "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;";
-
-/// Turns off SQLite's allocation statistics, once per process and before its first
-/// connection (afterwards SQLite refuses, harmlessly). Nothing here reads them, and keeping
-/// them takes a process-wide mutex at every allocation: the usage writer's thread and the
-/// pool's connections allocate all the time.
-fn configure_sqlite() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; SQLite checks that it has not been
-        // initialised yet and answers SQLITE_MISUSE otherwise, changing nothing.
-        unsafe {
-            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
-        }
-    });
-}
 
 fn sqlite_pool(max: u32, extra: &'static str) -> AnyPoolOptions {
     AnyPoolOptions::new()

@@ -38,7 +38,7 @@ pub fn file_of(db: &Db) -> Option<PathBuf> {
 /// Opens the writer's connection, configured as the pool's are, with automatic checkpoints
 /// off (see [`start_checkpoints`]).
 pub fn open(file: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(file)?;
+    let conn = super::sqlite_config::open(file)?;
     conn.execute_batch(super::SQLITE_PRAGMAS)?;
     conn.execute_batch(super::WRITER_PRAGMAS)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
@@ -154,7 +154,7 @@ impl Checkpoints {
         std::thread::Builder::new()
             .name("tollgate-checkpoint".into())
             .spawn(move || {
-                let conn = match Connection::open(&file)
+                let conn = match super::sqlite_config::open(&file)
                     .and_then(|c| c.execute_batch("PRAGMA busy_timeout = 10000;").map(|_| c))
                 {
                     Ok(c) => c,
@@ -257,8 +257,8 @@ mod tests {
             .unwrap();
         let db = Connections {
             writer,
-            reader: Connection::open(&file).unwrap(),
-            checkpointer: Connection::open(&file).unwrap(),
+            reader: crate::store::sqlite_config::open(&file).unwrap(),
+            checkpointer: crate::store::sqlite_config::open(&file).unwrap(),
         };
         let passed = AtomicBool::new(false);
         let log = || {
