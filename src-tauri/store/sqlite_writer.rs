@@ -363,8 +363,11 @@ mod tests {
         }
     }
 
-    /// (events, counter, the user's daily rollup, the platform's hourly rollup).
-    fn written(conn: &Connection) -> (i64, Option<i64>, Option<(i64, i64)>, Option<i64>) {
+    /// What a group left: events, the counter, the user's daily rollup (amount, events) and
+    /// the platform's hourly rollup (events).
+    type Written = (i64, Option<i64>, Option<(i64, i64)>, Option<i64>);
+
+    fn written(conn: &Connection) -> Written {
         let one = |sql: &str| conn.query_row(sql, [], |r| r.get(0)).optional().unwrap();
         (
             one("SELECT count(*) FROM usage_events").unwrap(),
