@@ -178,25 +178,12 @@ impl Checkpoints {
                         return;
                     }
                 };
-                let mut log = file.clone().into_os_string();
-                log.push("-wal");
-                let files = [file.clone(), PathBuf::from(log)];
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    // Each pass copies what the writer appended during the one before, and
-                    // each write to disk what the pass before it copied, so that the writer's
-                    // own part (`finish_checkpoint`) is short: a last few frames to copy, and
-                    // a last few pages to write.
-                    let passes = || {
-                        checkpoint(&conn)?;
-                        checkpoint(&conn)?;
-                        write_back(&files);
-                        checkpoint(&conn)?;
-                        write_back(&files);
-                        Ok::<_, rusqlite::Error>(())
-                    };
-                    match passes() {
+                    // The second pass copies what the writer appended during the first, so
+                    // that the writer's own part (`finish_checkpoint`) is shorter still.
+                    match checkpoint(&conn).and_then(|()| checkpoint(&conn)) {
                         Ok(()) => flag.store(true, Ordering::Release),
                         Err(e) => {
                             tracing::warn!(error = %e, "checkpoint failed; tried again shortly")
@@ -214,24 +201,6 @@ impl Checkpoints {
     /// did its part: see [`finish_checkpoint`].
     pub fn finish(&self, writer: &Connection) {
         finish_checkpoint(writer, &self.passed);
-    }
-}
-
-/// Writes the database's pages that the passes copied, and the log's frames, to disk from
-/// the checkpoint thread.
-///
-/// SQLite syncs the database file only after a checkpoint that reaches the end of the log:
-/// the writer's part ([`finish_checkpoint`]), never the thread's passes, which a writer that
-/// never pauses always outruns. That sync wrote back every page the thread had copied since
-/// the last one (tens of megabytes, throttled by the kernel's writeback), and each request
-/// of the group waiting behind it waited with it. Synced here first, the writer's sync finds
-/// only the few pages of its own part. A file that is missing or cannot be synced is left to
-/// SQLite's own sync, as before.
-fn write_back(files: &[PathBuf]) {
-    for f in files {
-        if let Ok(file) = std::fs::File::open(f) {
-            let _ = file.sync_data();
-        }
     }
 }
 
