@@ -14,7 +14,7 @@ use super::usage::{
 };
 use super::usage_batch::{overdrawn, GroupWrites};
 use super::Db;
-use rusqlite::{named_params, params, Connection, OptionalExtension};
+use rusqlite::{ffi, named_params, params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -181,9 +181,19 @@ impl Checkpoints {
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    // The second pass copies what the writer appended during the first, so
-                    // that the writer's own part (`finish_checkpoint`) is shorter still.
-                    match checkpoint(&conn).and_then(|()| checkpoint(&conn)) {
+                    // Each pass copies what the writer appended during the one before, and
+                    // each write to disk what the pass before it copied, so that the writer's
+                    // own part (`finish_checkpoint`) is short: a last few frames to copy, and
+                    // a last few pages to write.
+                    let passes = || {
+                        checkpoint(&conn)?;
+                        checkpoint(&conn)?;
+                        write_back(&conn);
+                        checkpoint(&conn)?;
+                        write_back(&conn);
+                        Ok::<_, rusqlite::Error>(())
+                    };
+                    match passes() {
                         Ok(()) => flag.store(true, Ordering::Release),
                         Err(e) => {
                             tracing::warn!(error = %e, "checkpoint failed; tried again shortly")
@@ -201,6 +211,47 @@ impl Checkpoints {
     /// did its part: see [`finish_checkpoint`].
     pub fn finish(&self, writer: &Connection) {
         finish_checkpoint(writer, &self.passed);
+    }
+}
+
+/// Writes to disk the database pages that `conn`'s passes copied, and the log's frames,
+/// through `conn`'s own file handles.
+///
+/// SQLite syncs the database file only after a checkpoint that reaches the end of the log:
+/// the writer's part ([`finish_checkpoint`]), never the thread's passes, which a writer that
+/// never pauses always outruns. That sync wrote back every page the thread had copied since
+/// the last one (tens of megabytes, throttled by the kernel's writeback), and each request
+/// of the group waiting behind it waited with it. Synced here first, the writer's sync finds
+/// only the few pages of its own part.
+///
+/// The handles are SQLite's: opening and closing descriptors of our own on the database
+/// file would drop every POSIX lock the process holds on it (closing any descriptor of a
+/// file does), and another process could then take the database for its own and cut the
+/// log short under this one.
+fn write_back(conn: &Connection) {
+    for op in [
+        ffi::SQLITE_FCNTL_FILE_POINTER,
+        ffi::SQLITE_FCNTL_JOURNAL_POINTER,
+    ] {
+        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+        // SAFETY: both file controls write one `sqlite3_file*` (the database's, the log's:
+        // null until the connection has opened it) into the pointer they are given. The
+        // handle belongs to `conn`, which this thread alone uses and which runs no statement
+        // meanwhile; `xSync` is what SQLite itself calls on it.
+        unsafe {
+            let rc = ffi::sqlite3_file_control(
+                conn.handle(),
+                c"main".as_ptr(),
+                op,
+                (&mut file as *mut *mut ffi::sqlite3_file).cast(),
+            );
+            if rc != ffi::SQLITE_OK || file.is_null() || (*file).pMethods.is_null() {
+                continue;
+            }
+            if let Some(sync) = (*(*file).pMethods).xSync {
+                sync(file, ffi::SQLITE_SYNC_NORMAL);
+            }
+        }
     }
 }
 

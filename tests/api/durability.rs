@@ -4,7 +4,7 @@
 
 use crate::helpers::{test_settings, Backend, TestDb};
 use crate::on_both;
-use crate::process::{start_server, tollgate_command};
+use crate::process::{start_server, tollgate_command, Server};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tollgate::service::api_keys::NewKey;
@@ -46,58 +46,52 @@ pub(crate) async fn customers(url: &str) -> Vec<String> {
 /// (key, idempotency key, answer) of every 200 the clients received.
 type Acks = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
 
-on_both!(acknowledged_consumptions_survive_sigkill_exactly_once);
-async fn acknowledged_consumptions_survive_sigkill_exactly_once(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    let keys = customers(&db.url).await;
-    let mut server = start_server(&db.url);
-
-    // Load: 16 clients, each a stream of consumptions with their own idempotency keys.
-    let acks: Acks = Arc::default();
+/// 16 clients, each a stream of consumptions with their own idempotency keys, until the
+/// server stops answering; every 200 goes into `acks`.
+fn load(server: &Server, keys: &[String], acks: &Acks) -> Vec<tokio::task::JoinHandle<()>> {
     let http = reqwest::Client::new();
-    let mut clients = Vec::new();
-    for c in 0..16 {
-        let (http, acks, base) = (http.clone(), acks.clone(), server.base.clone());
-        let key = keys[c % keys.len()].clone();
-        clients.push(tokio::spawn(async move {
-            for i in 0.. {
-                let idem = format!("job-{c}-{i}");
-                let res = http
-                    .post(format!("{base}/v1/meter"))
-                    .bearer_auth(&key)
-                    .json(&serde_json::json!({"metric": "calls", "idempotency_key": idem}))
-                    .send()
-                    .await;
-                let Ok(res) = res else { break };
-                if res.status() != 200 {
-                    break;
+    (0..16)
+        .map(|c| {
+            let (http, acks, base) = (http.clone(), acks.clone(), server.base.clone());
+            let key = keys[c % keys.len()].clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let idem = format!("job-{c}-{i}");
+                    let res = http
+                        .post(format!("{base}/v1/meter"))
+                        .bearer_auth(&key)
+                        .json(&serde_json::json!({"metric": "calls", "idempotency_key": idem}))
+                        .send()
+                        .await;
+                    let Ok(res) = res else { break };
+                    if res.status() != 200 {
+                        break;
+                    }
+                    let Ok(body) = res.json::<serde_json::Value>().await else {
+                        break;
+                    };
+                    assert_eq!(body["allowed"], true);
+                    acks.lock().unwrap().push((key.clone(), idem, body));
                 }
-                let Ok(body) = res.json::<serde_json::Value>().await else {
-                    break;
-                };
-                assert_eq!(body["allowed"], true);
-                acks.lock().unwrap().push((key.clone(), idem, body));
-            }
-        }));
-    }
-    // Kill the server once it has acknowledged a good number of consumptions.
+            })
+        })
+        .collect()
+}
+
+/// Waits until the server has acknowledged `n` consumptions.
+async fn acknowledged(acks: &Acks, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while acks.lock().unwrap().len() < 300 {
+    while acks.lock().unwrap().len() < n {
         assert!(Instant::now() < deadline, "the load did not get going");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    server.kill(); // SIGKILL
-    for c in clients {
-        c.await.unwrap();
-    }
-    let acked = acks.lock().unwrap().clone();
-    assert!(acked.len() >= 300);
+}
 
-    // Restart: every acknowledged consumption replays its first answer.
-    let mut server = start_server(&db.url);
-    for (key, idem, first) in &acked {
+/// Every acknowledged consumption replays its first answer from a server started anew.
+async fn every_ack_replays(url: &str, acked: &[(String, String, serde_json::Value)]) {
+    let http = reqwest::Client::new();
+    let mut server = start_server(url);
+    for (key, idem, first) in acked {
         let res = http
             .post(format!("{}/v1/meter", server.base))
             .bearer_auth(key)
@@ -112,6 +106,26 @@ async fn acknowledged_consumptions_survive_sigkill_exactly_once(backend: Backend
         assert_eq!(again["used"], first["used"], "{idem}");
     }
     server.kill();
+}
+
+on_both!(acknowledged_consumptions_survive_sigkill_exactly_once);
+async fn acknowledged_consumptions_survive_sigkill_exactly_once(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let keys = customers(&db.url).await;
+    let mut server = start_server(&db.url);
+    let acks: Acks = Arc::default();
+    let clients = load(&server, &keys, &acks);
+    // Kill the server once it has acknowledged a good number of consumptions.
+    acknowledged(&acks, 300).await;
+    server.kill(); // SIGKILL
+    for c in clients {
+        c.await.unwrap();
+    }
+    let acked = acks.lock().unwrap().clone();
+    assert!(acked.len() >= 300);
+    every_ack_replays(&db.url, &acked).await;
 
     // None counted twice: each counter equals its consume events, and holds at least the
     // acknowledged ones (at most one unanswered request per client was in flight).
@@ -153,4 +167,69 @@ async fn acknowledged_consumptions_survive_sigkill_exactly_once(backend: Backend
         "usage verify: {}",
         String::from_utf8_lossy(&verify.stdout)
     );
+}
+
+/// Another process that opens the server's SQLite database and closes it again (the CLI beside
+/// the console does) takes nothing from the server. SQLite tells whether it is the last
+/// connection by whether it can lock the file exclusively, and the server's lock on it is a
+/// POSIX lock, which the server itself drops if it ever closes any descriptor of that file:
+/// the other process would then checkpoint, and delete the log under the running server, and
+/// what the server acknowledged after that would be written to a log nobody reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_processes_opening_the_database_take_nothing_from_the_server() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let keys = customers(&db.url).await;
+    let mut server = start_server(&db.url);
+    let acks: Acks = Arc::default();
+    let clients = load(&server, &keys, &acks);
+    acknowledged(&acks, 200).await;
+    // CLI processes come and go, each after a checkpoint period (200 ms) of the server.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let migrate = tokio::process::Command::from(tollgate_command(&db.url))
+            .arg("migrate")
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            migrate.status.success(),
+            "{}",
+            String::from_utf8_lossy(&migrate.stderr)
+        );
+        let gone = open_but_deleted(&server, &db.url);
+        assert!(
+            gone.is_empty(),
+            "the server writes to files gone from disk: {gone:?}"
+        );
+        let before = acks.lock().unwrap().len();
+        acknowledged(&acks, before + 100).await;
+    }
+    server.kill();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let acked = acks.lock().unwrap().clone();
+    every_ack_replays(&db.url, &acked).await;
+    let verify = tollgate_command(&db.url)
+        .args(["usage", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "usage verify: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+/// The server's open files of the database at `url` (the database, its log) that are no
+/// longer on disk, from `/proc` (empty where there is no `/proc`).
+fn open_but_deleted(server: &Server, url: &str) -> Vec<String> {
+    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", server.child.id())) else {
+        return Vec::new();
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|target| target.contains(name) && target.ends_with(" (deleted)"))
+        .collect()
 }
