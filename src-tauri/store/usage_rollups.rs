@@ -190,8 +190,8 @@ pub async fn rebuild(conn: &mut AnyConnection, kind: Kind) -> Result<(), sqlx::E
 }
 
 /// Adds the usage events whose ids lie in `[first_id, last_id]` to every rollup in one
-/// set-based statement per table, summing what the per-row trigger would have added one event
-/// at a time (into shard 0). For bulk loads with the trigger suspended ([`suspend_trigger`]).
+/// set-based statement per table, summing what the trigger would have added (into shard 0).
+/// For bulk loads with the trigger suspended ([`suspend_trigger`]).
 pub async fn add_events(
     conn: &mut AnyConnection,
     first_id: &str,
@@ -237,7 +237,7 @@ pub struct SuspendedTrigger {
     sqlite_definition: Option<String>,
 }
 
-/// Switches the per-row rollup trigger off for the rest of `conn`'s transaction (PostgreSQL
+/// Switches the rollup trigger off for the rest of `conn`'s transaction (PostgreSQL
 /// locks the table meanwhile; on SQLite the single writer already excludes other writes).
 pub async fn suspend_trigger(
     conn: &mut AnyConnection,

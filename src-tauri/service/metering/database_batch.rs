@@ -1,8 +1,9 @@
 //! Group commit for the database strategy on PostgreSQL.
 //!
 //! Quota consumptions (`Rule::Limit`) of this process are queued to one task that gathers
-//! whatever is waiting (up to [`MAX_BATCH`], with no delay when one request is alone) and
-//! commits each batch in one transaction of a fixed number of statements, whatever its size:
+//! whatever is waiting (up to [`MAX_BATCH`], with no delay when one request is alone) into
+//! batches, up to [`IN_FLIGHT`] of them committing at once, each in one transaction of a
+//! fixed number of statements, whatever its size:
 //! the stored answers of the batch's idempotency keys (only when some carry one), one guarded
 //! multi-row counter update (`used + n <= limit`, so the guard stays in the database that
 //! several instances share), one multi-row insert of the allowed requests' usage events, and
@@ -32,9 +33,18 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 /// The most requests one transaction commits.
 pub(crate) const MAX_BATCH: usize = 256;
+
+/// Batches committed at once, each in its own transaction on a connection of its own. A
+/// batch spends most of its time waiting for PostgreSQL's answers, so one batch at a time
+/// leaves the database (and the process) mostly idle. A customer's requests are in at most
+/// one batch in flight, so that two batches never wait for each other on a customer's rows
+/// (counters, daily rollups, active days); on the shared rollup rows they may, and a
+/// deadlock there is retried like one with another instance.
+const IN_FLIGHT: usize = 4;
 
 /// Requests read off the channel and held by the task at most: beyond it, senders wait in
 /// the channel (so a hot counter cannot make the task hold an unbounded queue).
@@ -76,6 +86,10 @@ struct Job {
 impl Job {
     fn counter_hash(&self) -> u64 {
         hash_of(&(&self.user, &self.metric, ms(self.window.start)))
+    }
+
+    fn user_hash(&self) -> u64 {
+        hash_of(&self.user)
     }
 
     fn key_hash(&self) -> Option<u64> {
@@ -152,30 +166,61 @@ impl DatabaseBatcher {
 async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Message>, totals: Arc<Totals>) {
     let mut held: VecDeque<Job> = VecDeque::new();
     let mut drained = Vec::new();
+    let mut in_flight: JoinSet<(Vec<Job>, Vec<u64>)> = JoinSet::new();
+    // The customers of the batches in flight.
+    let mut busy: HashSet<u64> = HashSet::new();
+    let mut open = true;
     loop {
-        if held.is_empty() {
-            match rx.recv().await {
-                Some(m) => accept(m, &mut held, &mut drained, &mut rx),
-                None => break,
-            }
-        }
         while held.len() < MAX_HELD {
             match rx.try_recv() {
                 Ok(m) => accept(m, &mut held, &mut drained, &mut rx),
                 Err(_) => break,
             }
         }
-        let batch = next_batch(&mut held);
-        if batch.is_empty() {
+        while in_flight.len() < IN_FLIGHT {
+            let batch = next_batch(&mut held, &busy);
+            if batch.is_empty() {
+                break;
+            }
+            totals.batches.fetch_add(1, Ordering::Relaxed);
+            totals
+                .requests
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let users: Vec<u64> = batch.iter().map(Job::user_hash).collect();
+            busy.extend(users.iter().copied());
+            let (db, totals) = (db.clone(), totals.clone());
+            in_flight.spawn(async move { (commit(&db, batch, &totals).await, users) });
+        }
+        let receive = open && held.len() < MAX_HELD;
+        if !receive && in_flight.is_empty() {
+            if held.is_empty() {
+                break;
+            }
+            // Only requests whose clients went away were held: the next turn drops them.
             continue;
         }
-        totals.batches.fetch_add(1, Ordering::Relaxed);
-        totals
-            .requests
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let again = commit(&db, batch, &totals).await;
-        for job in again.into_iter().rev() {
-            held.push_front(job);
+        tokio::select! {
+            m = rx.recv(), if receive => match m {
+                Some(m) => accept(m, &mut held, &mut drained, &mut rx),
+                None => open = false,
+            },
+            Some(done) = in_flight.join_next() => {
+                let (again, users) = match done {
+                    Ok(done) => done,
+                    // A batch's task only ends by returning; a panic in it is a bug, and
+                    // its requests already had their answer channels dropped.
+                    Err(e) => {
+                        tracing::error!(error = %e, "a batch of usage stopped");
+                        (Vec::new(), Vec::new())
+                    }
+                };
+                for u in &users {
+                    busy.remove(u);
+                }
+                for job in again.into_iter().rev() {
+                    held.push_front(job);
+                }
+            }
         }
     }
     for ack in drained {
@@ -200,8 +245,8 @@ fn accept(
 }
 
 /// The next batch: requests in arrival order, at most one per counter and per idempotency
-/// key; the others stay held, in their order.
-fn next_batch(held: &mut VecDeque<Job>) -> Vec<Job> {
+/// key, none of a customer in `busy`; the others stay held, in their order.
+fn next_batch(held: &mut VecDeque<Job>, busy: &HashSet<u64>) -> Vec<Job> {
     let mut batch = Vec::new();
     let mut counters = HashSet::new();
     let mut keys = HashSet::new();
@@ -215,6 +260,7 @@ fn next_batch(held: &mut VecDeque<Job>) -> Vec<Job> {
         let counter = job.counter_hash();
         let key = job.key_hash();
         let fits = batch.len() < MAX_BATCH
+            && !busy.contains(&job.user_hash())
             && !counters.contains(&counter)
             && key.is_none_or(|k| !keys.contains(&k));
         // Taken or not, the request's counter and key are marked: a later request of the
