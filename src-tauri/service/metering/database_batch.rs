@@ -33,7 +33,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 
 /// The most requests one transaction commits.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -166,8 +166,9 @@ impl DatabaseBatcher {
 async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Message>, totals: Arc<Totals>) {
     let mut held: VecDeque<Job> = VecDeque::new();
     let mut drained = Vec::new();
-    let mut in_flight: JoinSet<(Vec<Job>, Vec<u64>)> = JoinSet::new();
-    // The customers of the batches in flight.
+    let mut in_flight: JoinSet<Vec<Job>> = JoinSet::new();
+    // The customers of each batch in flight, and of all of them.
+    let mut customers: HashMap<task::Id, Vec<u64>> = HashMap::new();
     let mut busy: HashSet<u64> = HashSet::new();
     let mut open = true;
     loop {
@@ -189,7 +190,8 @@ async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Message>, totals: Arc<Total
             let users: Vec<u64> = batch.iter().map(Job::user_hash).collect();
             busy.extend(users.iter().copied());
             let (db, totals) = (db.clone(), totals.clone());
-            in_flight.spawn(async move { (commit(&db, batch, &totals).await, users) });
+            let task = in_flight.spawn(async move { commit(&db, batch, &totals).await });
+            customers.insert(task.id(), users);
         }
         let receive = open && held.len() < MAX_HELD;
         if !receive && in_flight.is_empty() {
@@ -204,18 +206,19 @@ async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Message>, totals: Arc<Total
                 Some(m) => accept(m, &mut held, &mut drained, &mut rx),
                 None => open = false,
             },
-            Some(done) = in_flight.join_next() => {
-                let (again, users) = match done {
+            Some(done) = in_flight.join_next_with_id() => {
+                let (task, again) = match done {
                     Ok(done) => done,
-                    // A batch's task only ends by returning; a panic in it is a bug, and
-                    // its requests already had their answer channels dropped.
+                    // A batch's task only ends by returning; a panic in it is a bug. Its
+                    // requests are answered with an error (their answer channels dropped),
+                    // and its customers are free again.
                     Err(e) => {
                         tracing::error!(error = %e, "a batch of usage stopped");
-                        (Vec::new(), Vec::new())
+                        (e.id(), Vec::new())
                     }
                 };
-                for u in &users {
-                    busy.remove(u);
+                for u in customers.remove(&task).unwrap_or_default() {
+                    busy.remove(&u);
                 }
                 for job in again.into_iter().rev() {
                     held.push_front(job);
@@ -556,5 +559,80 @@ impl Engine {
             }
             Outcome::Failed(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(user: &str, metric: &str, key: Option<&str>) -> (Job, oneshot::Receiver<Outcome>) {
+        let (reply, answer) = oneshot::channel();
+        let start = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let job = Job {
+            user: user.to_owned(),
+            metric: metric.to_owned(),
+            amount: 1,
+            limit: Some(10),
+            window: Window {
+                start,
+                end: start + chrono::Duration::days(1),
+            },
+            at: 0,
+            idempotency_key: key.map(str::to_owned),
+            request_id: None,
+            plan_version_id: "plv_1".to_owned(),
+            attempts: 0,
+            reply,
+        };
+        (job, answer)
+    }
+
+    fn names(jobs: impl IntoIterator<Item = impl std::borrow::Borrow<Job>>) -> Vec<String> {
+        jobs.into_iter()
+            .map(|j| format!("{}/{}", j.borrow().user, j.borrow().metric))
+            .collect()
+    }
+
+    /// A batch holds one request per counter and none of a customer whose batch is still in
+    /// flight; what stays held keeps its order, and a later request of a counter never passes
+    /// an earlier one.
+    #[test]
+    fn a_batch_skips_busy_customers_and_repeated_counters() {
+        let mut answers = Vec::new();
+        let mut held = VecDeque::new();
+        for (user, metric) in [
+            ("a", "calls"),
+            ("b", "calls"),
+            ("a", "calls"),
+            ("a", "mb"),
+            ("c", "calls"),
+        ] {
+            let (j, answer) = job(user, metric, None);
+            answers.push(answer);
+            held.push_back(j);
+        }
+        let busy = HashSet::from([hash_of(&"b".to_owned())]);
+        let batch = next_batch(&mut held, &busy);
+        assert_eq!(names(&batch), ["a/calls", "a/mb", "c/calls"]);
+        assert_eq!(names(&held), ["b/calls", "a/calls"]);
+
+        // Once b's batch is done, b and the second a/calls go together.
+        let batch = next_batch(&mut held, &HashSet::new());
+        assert_eq!(names(&batch), ["b/calls", "a/calls"]);
+        assert!(held.is_empty());
+    }
+
+    /// A request whose client went away is dropped, not committed.
+    #[test]
+    fn a_request_nobody_waits_for_is_dropped() {
+        let (gone, answer) = job("a", "calls", Some("k1"));
+        drop(answer);
+        let (kept, _answer) = job("a", "calls", Some("k1"));
+        let mut held = VecDeque::from([gone, kept]);
+        let batch = next_batch(&mut held, &HashSet::new());
+        assert_eq!(batch.len(), 1);
+        assert!(!batch[0].reply.is_closed());
+        assert!(held.is_empty());
     }
 }
