@@ -222,7 +222,8 @@ impl Checkpoints {
 /// never pauses always outruns. That sync wrote back every page the thread had copied since
 /// the last one (tens of megabytes, throttled by the kernel's writeback), and each request
 /// of the group waiting behind it waited with it. Synced here first, the writer's sync finds
-/// only the few pages of its own part.
+/// only the few pages of its own part. A file not open yet, or a sync that fails, is left to
+/// SQLite's own sync, as before.
 ///
 /// The handles are SQLite's: opening and closing descriptors of our own on the database
 /// file would drop every POSIX lock the process holds on it (closing any descriptor of a
