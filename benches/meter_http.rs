@@ -13,7 +13,14 @@
 //! that many times in turn, medians printed; default 1), `BENCH_USERS` (10000),
 //! `BENCH_CONNECTIONS` (32), `BENCH_THREADS` (wrk threads, 2), `BENCH_POPULATION` (other users
 //! in the database besides the customers with keys, added by the seeder first: 1000000 for the
-//! issue's RSS figure with a million users; default 0).
+//! issue's RSS figure with a million users; default 0), `BENCH_PROFILE` (a directory: each
+//! route of the first round is also recorded there with `perf record --call-graph dwarf` on the servers,
+//! `<route>.perf.data`, from its second second to its last; `scripts/flamegraph` draws them;
+//! perf's own CPU then counts in the wrk column).
+//!
+//! After the table it prints the CPU time each answer cost, by the server's threads (tokio's
+//! workers, the usage writer, the checkpoints, the rest) and wrk's, from `/proc`. With the
+//! cores saturated, the ratio of two routes' rates follows the ratio of their costs in all.
 
 mod common;
 #[allow(dead_code)] // the tests use more of it
@@ -83,6 +90,101 @@ struct Run {
     p99_ms: f64,
     errors: u64,
     ok: u64,
+    /// CPU time spent while the route was measured, by whom.
+    cpu: Cpu,
+}
+
+/// CPU seconds (user and system) of the servers, split by thread, and of wrk.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    /// tokio's workers: HTTP, keys, decisions, answers.
+    workers: f64,
+    /// The usage writer's group commits.
+    writer: f64,
+    /// The log's checkpoints.
+    checkpoint: f64,
+    /// Every other thread (the pool's connections, upkeep), and threads that ended.
+    other: f64,
+    /// The load generator.
+    wrk: f64,
+}
+
+impl Cpu {
+    /// Now, for the servers `pids` and for the children this process has waited for (wrk).
+    fn now(pids: &[u32]) -> Cpu {
+        let mut c = Cpu {
+            wrk: proc_times("/proc/self/stat", 15),
+            ..Cpu::default()
+        };
+        for pid in pids {
+            let total = proc_times(&format!("/proc/{pid}/stat"), 13);
+            let mut named = 0.0;
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten();
+            for task in tasks.flatten() {
+                let stat = task.path().join("stat");
+                let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                let t = proc_times(&stat.to_string_lossy(), 13);
+                match comm.trim() {
+                    "tokio-rt-worker" => c.workers += t,
+                    n if n.starts_with("tollgate-usage") => c.writer += t,
+                    n if n.starts_with("tollgate-checkp") => c.checkpoint += t,
+                    _ => continue,
+                }
+                named += t;
+            }
+            c.other += (total - named).max(0.0);
+        }
+        c
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            workers: self.workers - before.workers,
+            writer: self.writer - before.writer,
+            checkpoint: self.checkpoint - before.checkpoint,
+            other: self.other - before.other,
+            wrk: self.wrk - before.wrk,
+        }
+    }
+
+    fn add(self, o: Cpu) -> Cpu {
+        Cpu {
+            workers: self.workers + o.workers,
+            writer: self.writer + o.writer,
+            checkpoint: self.checkpoint + o.checkpoint,
+            other: self.other + o.other,
+            wrk: self.wrk + o.wrk,
+        }
+    }
+
+    fn server(&self) -> f64 {
+        self.workers + self.writer + self.checkpoint + self.other
+    }
+}
+
+/// Two consecutive clock-tick fields of a `stat` file from field `first` on (0-based, after
+/// the command name), added up, in seconds: /proc counts them in USER_HZ, 100 a second on
+/// Linux. `utime stime` of a process or thread are fields 13 and 14, `cutime cstime` (the
+/// children waited for) 15 and 16.
+fn proc_times(path: &str, first: usize) -> f64 {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // The command name is in parentheses and may hold spaces: count fields after it.
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| {
+        fields
+            .get(i - 2)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(first) + tick(first + 1)) / 100.0
 }
 
 fn main() {
@@ -137,8 +239,23 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
         .collect();
     let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let profile = std::env::var_os("BENCH_PROFILE").map(std::path::PathBuf::from);
     let wrk = |name, method, path, body, secs| {
         run_wrk_on(&bases, name, &script, &keys_file, method, path, body, secs)
+    };
+    // The first round's routes, recorded when asked (the warm-up never is).
+    let measure = |round: usize, file: &str, name, method, path, body| {
+        let recording = match &profile {
+            Some(dir) if round == 0 => Some(Profiler::start(dir, file, &pids, seconds)),
+            _ => None,
+        };
+        let before = Cpu::now(&pids);
+        let mut run = wrk(name, method, path, body, seconds);
+        run.cpu = Cpu::now(&pids).since(before);
+        if let Some(r) = recording {
+            r.finish();
+        }
+        run
     };
     // Warm the caches of every customer once on every instance (wrk's rotation in a short
     // run reaches only part of them), then the connections, then measure.
@@ -150,17 +267,25 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
     let mut measured: Vec<[Run; 3]> = Vec::with_capacity(rounds);
     let mut rss_bare = 0.0;
     for round in 0..rounds {
-        let bare = wrk("bare GET /health/live", "GET", "/health/live", "", seconds);
+        let bare = measure(
+            round,
+            "bare",
+            "bare GET /health/live",
+            "GET",
+            "/health/live",
+            "",
+        );
         if round == 0 {
             rss_bare = pids.iter().map(|&p| peak_rss_mb(p)).fold(0.0, f64::max);
         }
-        let me = wrk("GET /v1/me (sk_ key)", "GET", "/v1/me", "", seconds);
-        let meter = wrk(
+        let me = measure(round, "me", "GET /v1/me (sk_ key)", "GET", "/v1/me", "");
+        let meter = measure(
+            round,
+            "meter",
             "POST /v1/meter",
             "POST",
             "/v1/meter",
             r#"{"metric":"videos"}"#,
-            seconds,
         );
         measured.push([bare, me, meter]);
     }
@@ -185,6 +310,7 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
     }
     let summary: Vec<(Run, f64)> = (0..3).map(|i| median_of(&measured, i)).collect();
     print_table(summary.iter().map(|(r, ratio)| (r, *ratio)));
+    print_cpu(summary.iter().map(|(r, _)| r));
 
     // Every allowed answer is one unit on one customer's counter and one usage event.
     let meter = &summary[2].0;
@@ -236,6 +362,30 @@ fn print_table<'a>(rows: impl Iterator<Item = (&'a Run, f64)>) {
     }
 }
 
+/// CPU time per answer, by thread, over every round. With the cores saturated (wrk shares
+/// them), the ratio of two routes' rates follows the ratio of what an answer costs in all,
+/// server and wrk together.
+fn print_cpu<'a>(runs: impl Iterator<Item = &'a Run>) {
+    println!(
+        "\nCPU per answer, µs       {:>8} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "server", "(workers", "writer", "checkpt", "other)", "wrk"
+    );
+    for r in runs {
+        let us = |secs: f64| secs * 1e6 / r.requests.max(1) as f64;
+        let c = &r.cpu;
+        println!(
+            "{:<24} {:>8.1} {:>9.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            r.name,
+            us(c.server()),
+            us(c.workers),
+            us(c.writer),
+            us(c.checkpoint),
+            us(c.other),
+            us(c.wrk)
+        );
+    }
+}
+
 /// Route `i` over every round: the medians of its rate, latencies and ratio to the bare
 /// route of the same round; its requests, errors and allowed answers added up.
 fn median_of(rounds: &[[Run; 3]], i: usize) -> (Run, f64) {
@@ -257,6 +407,7 @@ fn median_of(rounds: &[[Run; 3]], i: usize) -> (Run, f64) {
         p99_ms: median(&|r| r[i].p99_ms),
         errors: rounds.iter().map(|r| r[i].errors).sum(),
         ok: rounds.iter().map(|r| r[i].ok).sum(),
+        cpu: rounds.iter().fold(Cpu::default(), |c, r| c.add(r[i].cpu)),
     };
     (run, median(&|r| r[i].per_sec / r[0].per_sec))
 }
@@ -376,6 +527,7 @@ fn run_wrk_on(
         p99_ms: runs.iter().map(|r| r.p99_ms).fold(0.0, f64::max),
         errors: runs.iter().map(|r| r.errors).sum(),
         ok: runs.iter().map(|r| r.ok).sum(),
+        cpu: Cpu::default(),
     }
 }
 
@@ -427,6 +579,7 @@ fn run_wrk(
         p99_ms: f[3] as f64 / 1000.0,
         errors: f[4],
         ok: f[5],
+        cpu: Cpu::default(),
     }
 }
 
@@ -487,6 +640,51 @@ async fn counter_sum(url: &str) -> (i64, i64) {
             .expect("count events");
     pool.close().await;
     (counted.unwrap_or(0), events)
+}
+
+/// `perf record` of the servers during one route (DWARF call graphs: Rust code keeps no frame pointers), on a thread of its own: it starts a
+/// second into the route (connections open, caches warm) and stops a second before its end.
+struct Profiler(std::thread::JoinHandle<()>);
+
+impl Profiler {
+    fn start(dir: &Path, route: &str, pids: &[u32], seconds: u64) -> Profiler {
+        std::fs::create_dir_all(dir).expect("create the BENCH_PROFILE directory");
+        let out = dir.join(format!("{route}.perf.data"));
+        let pids = pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let record = seconds.saturating_sub(2).max(1);
+        Profiler(std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            let status = Command::new("perf")
+                .args([
+                    "record",
+                    "-F",
+                    "299",
+                    "--call-graph",
+                    "dwarf,16384",
+                    "-p",
+                    &pids,
+                    "-o",
+                ])
+                .arg(&out)
+                .args(["--", "sleep", &record.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            match status {
+                Ok(s) if s.success() => {}
+                Ok(s) => eprintln!("perf record for {} ended with {s}", out.display()),
+                Err(e) => eprintln!("could not run perf (Debian: linux-perf): {e}"),
+            }
+        }))
+    }
+
+    fn finish(self) {
+        self.0.join().expect("the perf thread");
+    }
 }
 
 /// The server's peak resident set (VmHWM), in MB.
