@@ -168,9 +168,11 @@ impl MemoryMeter {
                 let w = waiting.clone();
                 // The writer holds the checkpoint thread, which stops when the writer does.
                 let checkpoints = sqlite_writer::Checkpoints::start(file).ok();
+                let (answers, answers_rx) = mpsc::unbounded_channel();
+                tokio::spawn(answer_groups(answers_rx));
                 if let Err(e) = std::thread::Builder::new()
                     .name("tollgate-usage-writer".into())
-                    .spawn(move || write_on_thread(conn, rx, w, checkpoints))
+                    .spawn(move || write_on_thread(conn, rx, answers, w, checkpoints))
                 {
                     panic!("could not start the usage writer thread: {e}");
                 }
@@ -226,20 +228,39 @@ fn gather(first: Batch, rx: &mut mpsc::UnboundedReceiver<Batch>) -> Vec<Batch> {
     batches
 }
 
-/// Answers every request of `batches` with the commit's result.
-fn acknowledge(
+/// What answers the requests of a group: their senders, and the commit's result.
+type Acks = (
+    Vec<oneshot::Sender<std::result::Result<(), String>>>,
+    std::result::Result<(), String>,
+);
+
+/// The group of `batches` is done: counts it out of the queue and returns what answers it.
+fn done(
     batches: Vec<Batch>,
     result: std::result::Result<(), String>,
     waiting: &AtomicUsize,
-) {
+) -> Acks {
     if let Err(e) = &result {
         tracing::error!(error = %e, n = batches.len(), "could not commit usage; the requests are answered with an error");
     }
     waiting.fetch_sub(batches.len(), Ordering::Relaxed);
-    for b in batches {
-        if let Some(ack) = b.ack {
-            let _ = ack.send(result.clone());
-        }
+    (batches.into_iter().filter_map(|b| b.ack).collect(), result)
+}
+
+/// Answers every request of a group with the commit's result.
+fn answer((acks, result): Acks) {
+    for ack in acks {
+        let _ = ack.send(result.clone());
+    }
+}
+
+/// Answers the writer thread's groups from a task of the runtime. Waking a request's task from
+/// a thread outside the runtime goes through the runtime's shared queue, and wakes a parked
+/// worker with a system call; from a task inside it, the woken tasks go to that worker's own
+/// queue. So the writer wakes one task per group, not one per request.
+async fn answer_groups(mut rx: mpsc::UnboundedReceiver<Acks>) {
+    while let Some(acks) = rx.recv().await {
+        answer(acks);
     }
 }
 
@@ -247,13 +268,18 @@ fn acknowledge(
 fn write_on_thread(
     mut conn: rusqlite::Connection,
     mut rx: mpsc::UnboundedReceiver<Batch>,
+    answers: mpsc::UnboundedSender<Acks>,
     waiting: Arc<AtomicUsize>,
     checkpoints: Option<sqlite_writer::Checkpoints>,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let batches = gather(first, &mut rx);
         let result = sqlite_writer::commit(&mut conn, &writes_of(&batches));
-        acknowledge(batches, result, &waiting);
+        let acks = done(batches, result, &waiting);
+        // With the runtime gone (the process ending), answered from here.
+        if let Err(mpsc::error::SendError(acks)) = answers.send(acks) {
+            answer(acks);
+        }
         if let Some(c) = &checkpoints {
             c.finish(&conn);
         }
@@ -270,7 +296,7 @@ async fn group_commit(
         let result = usage_batch::commit(&db, &writes_of(&batches))
             .await
             .map_err(|e| e.to_string());
-        acknowledge(batches, result, &waiting);
+        answer(done(batches, result, &waiting));
     }
 }
 
