@@ -15,7 +15,7 @@
 //! in the database besides the customers with keys, added by the seeder first: 1000000 for the
 //! issue's RSS figure with a million users; default 0), `BENCH_PROFILE` (a directory: each
 //! route of the first round is also recorded there with `perf record --call-graph dwarf` on the servers,
-//! `<route>.perf.data`, from its second second to its last; `scripts/flamegraph` draws them;
+//! `<database>-<route>.perf.data`, from its second second to its last; `scripts/flamegraph` draws them;
 //! perf's own CPU then counts in the wrk column).
 //!
 //! After the table it prints the CPU time each answer cost, by the server's threads (tokio's
@@ -139,13 +139,15 @@ impl Cpu {
         c
     }
 
+    /// What was spent since `before` (never below zero: the clock ticks are rounded).
     fn since(self, before: Cpu) -> Cpu {
+        let d = |a: f64, b: f64| (a - b).max(0.0);
         Cpu {
-            workers: self.workers - before.workers,
-            writer: self.writer - before.writer,
-            checkpoint: self.checkpoint - before.checkpoint,
-            other: self.other - before.other,
-            wrk: self.wrk - before.wrk,
+            workers: d(self.workers, before.workers),
+            writer: d(self.writer, before.writer),
+            checkpoint: d(self.checkpoint, before.checkpoint),
+            other: d(self.other, before.other),
+            wrk: d(self.wrk, before.wrk),
         }
     }
 
@@ -246,7 +248,10 @@ fn bench_database(label: &str, url: &str, dir: &Path, users: usize, seconds: u64
     // The first round's routes, recorded when asked (the warm-up never is).
     let measure = |round: usize, file: &str, name, method, path, body| {
         let recording = match &profile {
-            Some(dir) if round == 0 => Some(Profiler::start(dir, file, &pids, seconds)),
+            Some(dir) if round == 0 => {
+                let name = format!("{}-{file}", label.to_lowercase());
+                Some(Profiler::start(dir, &name, &pids, seconds))
+            }
             _ => None,
         };
         let before = Cpu::now(&pids);
