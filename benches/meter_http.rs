@@ -14,9 +14,9 @@
 //! `BENCH_CONNECTIONS` (32), `BENCH_THREADS` (wrk threads, 2), `BENCH_POPULATION` (other users
 //! in the database besides the customers with keys, added by the seeder first: 1000000 for the
 //! issue's RSS figure with a million users; default 0), `BENCH_PROFILE` (a directory: each
-//! route of the first round is also recorded there with `perf record --call-graph dwarf` on the servers,
-//! `<database>-<route>.perf.data`, from its second second to its last; `scripts/flamegraph` draws them;
-//! perf's own CPU then counts in the wrk column).
+//! route of the first round is also recorded there with `perf record --call-graph dwarf` on
+//! the servers, `<database>-<route>.perf.data`, from its second second to its last;
+//! `scripts/flamegraph` draws them; perf's own CPU then counts in the wrk column).
 //!
 //! After the table it prints the CPU time each answer cost, by the server's threads (tokio's
 //! workers, the usage writer, the checkpoints, the rest) and wrk's, from `/proc`. With the
@@ -166,10 +166,10 @@ impl Cpu {
     }
 }
 
-/// Two consecutive clock-tick fields of a `stat` file from field `first` on (0-based, after
-/// the command name), added up, in seconds: /proc counts them in USER_HZ, 100 a second on
-/// Linux. `utime stime` of a process or thread are fields 13 and 14, `cutime cstime` (the
-/// children waited for) 15 and 16.
+/// Two consecutive clock-tick fields of a `stat` file, `first` and the next, added up, in
+/// seconds: /proc counts them in USER_HZ, 100 a second on Linux. Fields count from 0 at the
+/// pid (proc(5) counts from 1): a process's or thread's `utime stime` are 13 and 14, the
+/// `cutime cstime` of the children it waited for 15 and 16.
 fn proc_times(path: &str, first: usize) -> f64 {
     let Ok(text) = std::fs::read_to_string(path) else {
         return 0.0;
@@ -647,8 +647,9 @@ async fn counter_sum(url: &str) -> (i64, i64) {
     (counted.unwrap_or(0), events)
 }
 
-/// `perf record` of the servers during one route (DWARF call graphs: Rust code keeps no frame pointers), on a thread of its own: it starts a
-/// second into the route (connections open, caches warm) and stops a second before its end.
+/// `perf record` of the servers during one route, on a thread of its own, with DWARF call
+/// graphs (Rust code keeps no frame pointers): it starts a second into the route (connections
+/// open, caches warm) and stops a second before its end.
 struct Profiler(std::thread::JoinHandle<()>);
 
 impl Profiler {
