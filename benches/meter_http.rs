@@ -141,23 +141,21 @@ impl Cpu {
 
     /// What was spent since `before` (never below zero: the clock ticks are rounded).
     fn since(self, before: Cpu) -> Cpu {
-        let d = |a: f64, b: f64| (a - b).max(0.0);
-        Cpu {
-            workers: d(self.workers, before.workers),
-            writer: d(self.writer, before.writer),
-            checkpoint: d(self.checkpoint, before.checkpoint),
-            other: d(self.other, before.other),
-            wrk: d(self.wrk, before.wrk),
-        }
+        self.zip(before, |a, b| (a - b).max(0.0))
     }
 
     fn add(self, o: Cpu) -> Cpu {
+        self.zip(o, |a, b| a + b)
+    }
+
+    /// `f` of each field of `self` and the same field of `o`.
+    fn zip(self, o: Cpu, f: impl Fn(f64, f64) -> f64) -> Cpu {
         Cpu {
-            workers: self.workers + o.workers,
-            writer: self.writer + o.writer,
-            checkpoint: self.checkpoint + o.checkpoint,
-            other: self.other + o.other,
-            wrk: self.wrk + o.wrk,
+            workers: f(self.workers, o.workers),
+            writer: f(self.writer, o.writer),
+            checkpoint: f(self.checkpoint, o.checkpoint),
+            other: f(self.other, o.other),
+            wrk: f(self.wrk, o.wrk),
         }
     }
 
